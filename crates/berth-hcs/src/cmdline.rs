@@ -176,7 +176,7 @@ mod tests {
         let line = join(&args).unwrap();
         assert_eq!(
             line,
-            r#""C:\Program Files\app.exe" "a b" "say \"hi\"" C:\dir\ "" "x\\\\\\\"y""#
+            r#""C:\Program Files\app.exe" "a b" "say \"hi\"" C:\dir\ "" "x\\\\\"y""#
         );
         assert_eq!(split(&line), args);
     }

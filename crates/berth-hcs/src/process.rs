@@ -73,3 +73,105 @@ pub fn process_config(
         console_size,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cmdline;
+
+    fn process(v: serde_json::Value) -> Process {
+        serde_json::from_value(v).expect("valid process")
+    }
+
+    #[test]
+    fn terminal_process() {
+        let p = process(json!({
+            "terminal": true,
+            "consoleSize": { "height": 40, "width": 120 },
+            "user": { "uid": 0, "gid": 0, "username": "ContainerUser" },
+            "args": ["cmd", "/S", "/C", "echo a b"],
+            "env": ["PATH=C:\\Windows", "A=b=c", "NOEQUALS", "EMPTY="],
+            "cwd": "C:\\work",
+        }));
+        let cfg = process_config(&p, ProcessContext::default()).unwrap();
+        assert!(cfg.emulate_console);
+        assert!(cfg.create_std_in_pipe && cfg.create_std_out_pipe);
+        assert!(!cfg.create_std_err_pipe, "a terminal has no separate stderr");
+        assert_eq!(cfg.console_size, [40, 120]);
+        assert_eq!(cfg.user, "ContainerUser");
+        assert_eq!(cfg.working_directory, "C:\\work");
+        assert_eq!(cfg.command_line, r#"cmd /S /C "echo a b""#);
+        let env: Vec<_> = cfg.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(env, [("A", "b=c"), ("EMPTY", ""), ("PATH", "C:\\Windows")]);
+        assert_eq!(
+            serde_json::to_value(&cfg).unwrap(),
+            json!({
+                "ApplicationName": "",
+                "CommandLine": r#"cmd /S /C "echo a b""#,
+                "User": "ContainerUser",
+                "WorkingDirectory": "C:\\work",
+                "Environment": { "A": "b=c", "EMPTY": "", "PATH": "C:\\Windows" },
+                "EmulateConsole": true,
+                "CreateStdInPipe": true,
+                "CreateStdOutPipe": true,
+                "CreateStdErrPipe": false,
+                "ConsoleSize": [40, 120],
+            })
+        );
+    }
+
+    #[test]
+    fn no_terminal_has_stderr_and_no_console_size() {
+        let p = process(json!({
+            "consoleSize": { "height": 40, "width": 120 },
+            "user": { "uid": 0, "gid": 0 },
+            "args": ["ping", "-t", "localhost"],
+            "cwd": "C:\\",
+        }));
+        let cfg = process_config(&p, ProcessContext::default()).unwrap();
+        assert!(!cfg.emulate_console);
+        assert!(cfg.create_std_in_pipe && cfg.create_std_out_pipe && cfg.create_std_err_pipe);
+        assert_eq!(cfg.console_size, [0, 0]);
+        assert_eq!(cfg.user, "");
+    }
+
+    #[test]
+    fn servicing_has_no_pipes() {
+        let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": ["svc"], "cwd": "C:\\" }));
+        let cfg = process_config(&p, ProcessContext { servicing: true, init_cwd: None }).unwrap();
+        assert!(!cfg.create_std_in_pipe && !cfg.create_std_out_pipe && !cfg.create_std_err_pipe);
+    }
+
+    #[test]
+    fn exec_cwd_falls_back_to_init() {
+        let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": ["cmd"], "cwd": "" }));
+        let ctx = ProcessContext { servicing: false, init_cwd: Some("C:\\app") };
+        assert_eq!(process_config(&p, ctx).unwrap().working_directory, "C:\\app");
+        let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": ["cmd"], "cwd": "C:\\own" }));
+        assert_eq!(process_config(&p, ctx).unwrap().working_directory, "C:\\own");
+    }
+
+    #[test]
+    fn command_line_round_trips_and_spec_command_line_wins() {
+        let args = ["C:\\Program Files\\x.exe", "a \"quoted\" arg", "trailing\\ space\\"];
+        let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": args, "cwd": "C:\\" }));
+        let cfg = process_config(&p, ProcessContext::default()).unwrap();
+        assert_eq!(cmdline::split(&cfg.command_line), args);
+
+        let p = process(json!({
+            "user": { "uid": 0, "gid": 0 }, "args": ["ignored"],
+            "commandLine": "cmd /c \"as is\"", "cwd": "C:\\",
+        }));
+        assert_eq!(process_config(&p, ProcessContext::default()).unwrap().command_line, "cmd /c \"as is\"");
+    }
+
+    #[test]
+    fn empty_command_is_an_error() {
+        let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": [], "cwd": "C:\\" }));
+        let e = process_config(&p, ProcessContext::default()).unwrap_err();
+        assert!(matches!(e, ProcessConfigError::CommandLine(cmdline::JoinError::Empty)));
+        assert_eq!(e.to_string(), "cannot build the command line");
+    }
+}

@@ -390,3 +390,6 @@ pub fn to_v2(
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests;
