@@ -56,8 +56,8 @@ pub fn join<S: AsRef<str>>(args: &[S]) -> Result<String, JoinError> {
 
 /// Append one non-program argument, quoted only when it must be.
 fn push_quoted(line: &mut String, arg: &str) {
-    let needs_quotes =
-        arg.is_empty() || arg.contains(|c: char| is_separator(c) || c == '"' || c == '\n' || c == '\x0b');
+    let needs_quotes = arg.is_empty()
+        || arg.contains(|c: char| is_separator(c) || c == '"' || c == '\n' || c == '\x0b');
     if !needs_quotes {
         line.push_str(arg);
         return;
@@ -167,12 +167,22 @@ mod tests {
 
     #[test]
     fn plain_arguments_are_not_quoted() {
-        assert_eq!(join(&["cmd", "/c", "echo", "hi"]).unwrap(), "cmd /c echo hi");
+        assert_eq!(
+            join(&["cmd", "/c", "echo", "hi"]).unwrap(),
+            "cmd /c echo hi"
+        );
     }
 
     #[test]
     fn spaces_quotes_and_backslashes_are_escaped() {
-        let args = ["C:\\Program Files\\app.exe", "a b", "say \"hi\"", "C:\\dir\\", "", "x\\\\\"y"];
+        let args = [
+            "C:\\Program Files\\app.exe",
+            "a b",
+            "say \"hi\"",
+            "C:\\dir\\",
+            "",
+            "x\\\\\"y",
+        ];
         let line = join(&args).unwrap();
         assert_eq!(
             line,
@@ -193,7 +203,10 @@ mod tests {
         // The examples of Microsoft's "Parsing C command-line arguments".
         assert_eq!(split(r#"p "a b c" d e"#), ["p", "a b c", "d", "e"]);
         assert_eq!(split(r#"p "ab\"c" "\\" d"#), ["p", "ab\"c", "\\", "d"]);
-        assert_eq!(split(r#"p a\\\b d"e f"g h"#), ["p", "a\\\\\\b", "de fg", "h"]);
+        assert_eq!(
+            split(r#"p a\\\b d"e f"g h"#),
+            ["p", "a\\\\\\b", "de fg", "h"]
+        );
         assert_eq!(split(r#"p a\\\"b c d"#), ["p", "a\\\"b", "c", "d"]);
         assert_eq!(split(r#"p a\\\\"b c" d e"#), ["p", "a\\\\b c", "d", "e"]);
         assert_eq!(split(r#""C:\a b\p.exe" x"#), ["C:\\a b\\p.exe", "x"]);

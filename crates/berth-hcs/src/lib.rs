@@ -17,7 +17,7 @@
 //!
 //! ```text
 //! // create (schema 2; Windows Server 2019 and later)
-//! let host = HostInfo { processor_count: /* logical CPUs */ };
+//! let host = HostInfo::detect();
 //! let doc = translate::to_v2(&spec, &opts, &sys::NameToGuidResolver, &host)?;
 //! let system = sys::ComputeSystem::create(id, &doc)?;   // closes on drop
 //! system.start()?;                                       // on error: terminate, drop

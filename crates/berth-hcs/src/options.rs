@@ -74,6 +74,16 @@ pub struct HostInfo {
     pub processor_count: u32,
 }
 
+impl HostInfo {
+    /// The running host's processor count (at least 1).
+    pub fn detect() -> Self {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            processor_count: u32::try_from(n).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// Layer lookups that need the host: GUIDs (vmcompute's NameToGuid on Windows)
 /// and the utility VM image. Tests pass a fake.
 pub trait LayerResolver {

@@ -98,12 +98,19 @@ mod tests {
         let cfg = process_config(&p, ProcessContext::default()).unwrap();
         assert!(cfg.emulate_console);
         assert!(cfg.create_std_in_pipe && cfg.create_std_out_pipe);
-        assert!(!cfg.create_std_err_pipe, "a terminal has no separate stderr");
+        assert!(
+            !cfg.create_std_err_pipe,
+            "a terminal has no separate stderr"
+        );
         assert_eq!(cfg.console_size, [40, 120]);
         assert_eq!(cfg.user, "ContainerUser");
         assert_eq!(cfg.working_directory, "C:\\work");
         assert_eq!(cfg.command_line, r#"cmd /S /C "echo a b""#);
-        let env: Vec<_> = cfg.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env: Vec<_> = cfg
+            .environment
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(env, [("A", "b=c"), ("EMPTY", ""), ("PATH", "C:\\Windows")]);
         assert_eq!(
             serde_json::to_value(&cfg).unwrap(),
@@ -140,22 +147,43 @@ mod tests {
     #[test]
     fn servicing_has_no_pipes() {
         let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": ["svc"], "cwd": "C:\\" }));
-        let cfg = process_config(&p, ProcessContext { servicing: true, init_cwd: None }).unwrap();
+        let cfg = process_config(
+            &p,
+            ProcessContext {
+                servicing: true,
+                init_cwd: None,
+            },
+        )
+        .unwrap();
         assert!(!cfg.create_std_in_pipe && !cfg.create_std_out_pipe && !cfg.create_std_err_pipe);
     }
 
     #[test]
     fn exec_cwd_falls_back_to_init() {
         let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": ["cmd"], "cwd": "" }));
-        let ctx = ProcessContext { servicing: false, init_cwd: Some("C:\\app") };
-        assert_eq!(process_config(&p, ctx).unwrap().working_directory, "C:\\app");
-        let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": ["cmd"], "cwd": "C:\\own" }));
-        assert_eq!(process_config(&p, ctx).unwrap().working_directory, "C:\\own");
+        let ctx = ProcessContext {
+            servicing: false,
+            init_cwd: Some("C:\\app"),
+        };
+        assert_eq!(
+            process_config(&p, ctx).unwrap().working_directory,
+            "C:\\app"
+        );
+        let p =
+            process(json!({ "user": { "uid": 0, "gid": 0 }, "args": ["cmd"], "cwd": "C:\\own" }));
+        assert_eq!(
+            process_config(&p, ctx).unwrap().working_directory,
+            "C:\\own"
+        );
     }
 
     #[test]
     fn command_line_round_trips_and_spec_command_line_wins() {
-        let args = ["C:\\Program Files\\x.exe", "a \"quoted\" arg", "trailing\\ space\\"];
+        let args = [
+            "C:\\Program Files\\x.exe",
+            "a \"quoted\" arg",
+            "trailing\\ space\\",
+        ];
         let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": args, "cwd": "C:\\" }));
         let cfg = process_config(&p, ProcessContext::default()).unwrap();
         assert_eq!(cmdline::split(&cfg.command_line), args);
@@ -164,14 +192,22 @@ mod tests {
             "user": { "uid": 0, "gid": 0 }, "args": ["ignored"],
             "commandLine": "cmd /c \"as is\"", "cwd": "C:\\",
         }));
-        assert_eq!(process_config(&p, ProcessContext::default()).unwrap().command_line, "cmd /c \"as is\"");
+        assert_eq!(
+            process_config(&p, ProcessContext::default())
+                .unwrap()
+                .command_line,
+            "cmd /c \"as is\""
+        );
     }
 
     #[test]
     fn empty_command_is_an_error() {
         let p = process(json!({ "user": { "uid": 0, "gid": 0 }, "args": [], "cwd": "C:\\" }));
         let e = process_config(&p, ProcessContext::default()).unwrap_err();
-        assert!(matches!(e, ProcessConfigError::CommandLine(cmdline::JoinError::Empty)));
+        assert!(matches!(
+            e,
+            ProcessConfigError::CommandLine(cmdline::JoinError::Empty)
+        ));
         assert_eq!(e.to_string(), "cannot build the command line");
     }
 }

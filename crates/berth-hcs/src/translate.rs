@@ -11,7 +11,9 @@ use oci_spec::runtime::Spec;
 use serde::Deserialize;
 
 use crate::documents::{v1, v2};
-use crate::options::{CreateOptions, HostInfo, Isolation, LayerOptions, LayerResolver, DEFAULT_OWNER};
+use crate::options::{
+    CreateOptions, HostInfo, Isolation, LayerOptions, LayerResolver, DEFAULT_OWNER,
+};
 
 /// The error of translating a spec into an HCS document, named for the step.
 #[derive(Debug, thiserror::Error)]
@@ -225,7 +227,11 @@ fn mounts(spec: &Spec) -> Vec<(String, String, bool)> {
                 .iter()
                 .flatten()
                 .any(|o| o.eq_ignore_ascii_case("ro"));
-            (source, m.destination().to_string_lossy().into_owned(), read_only)
+            (
+                source,
+                m.destination().to_string_lossy().into_owned(),
+                read_only,
+            )
         })
         .collect()
 }
@@ -239,7 +245,9 @@ fn volume_path(spec: &Spec) -> Result<String, TranslateError> {
 }
 
 fn owner(opts: &CreateOptions) -> String {
-    opts.owner.clone().unwrap_or_else(|| DEFAULT_OWNER.to_owned())
+    opts.owner
+        .clone()
+        .unwrap_or_else(|| DEFAULT_OWNER.to_owned())
 }
 
 /// The schema 1 `ContainerConfig` for container `id` (vmcompute.dll).
@@ -368,11 +376,13 @@ pub fn to_v2(
         storage: Some(storage),
         mapped_directories: mounts(spec)
             .into_iter()
-            .map(|(host_path, container_path, read_only)| v2::MappedDirectory {
-                host_path,
-                container_path,
-                read_only,
-            })
+            .map(
+                |(host_path, container_path, read_only)| v2::MappedDirectory {
+                    host_path,
+                    container_path,
+                    read_only,
+                },
+            )
             .collect(),
         memory: (l.memory_mb != 0).then_some(v2::Memory {
             size_in_mb: l.memory_mb,

@@ -29,7 +29,11 @@ mod tests {
     #[test]
     fn property_queries() {
         use v1::PropertyType::*;
-        for (t, name) in [(Statistics, "Statistics"), (ProcessList, "ProcessList"), (PendingUpdates, "PendingUpdates")] {
+        for (t, name) in [
+            (Statistics, "Statistics"),
+            (ProcessList, "ProcessList"),
+            (PendingUpdates, "PendingUpdates"),
+        ] {
             assert_eq!(
                 serde_json::to_value(v1::PropertyQuery::of(&[t])).unwrap(),
                 json!({ "PropertyTypes": [name] })
@@ -69,7 +73,10 @@ mod tests {
         assert_eq!(s.network[0].dropped_packets_outgoing, 16);
         assert_eq!(s.network[0].endpoint_id, "e");
         let p = &props.process_list.unwrap()[0];
-        assert_eq!((p.image_name.as_str(), p.process_id, p.user_time_100ns), ("cmd.exe", 5, 6));
+        assert_eq!(
+            (p.image_name.as_str(), p.process_id, p.user_time_100ns),
+            ("cmd.exe", 5, 6)
+        );
         // Serialising gives the same names back.
         let back = serde_json::to_value(p).unwrap();
         assert_eq!(back["MemoryWorkingSetSharedBytes"], json!(4));
@@ -78,7 +85,12 @@ mod tests {
 
     #[test]
     fn exit_code_is_known_only_after_a_clean_wait() {
-        let st = |exited, code, wait| v1::ProcessStatus { process_id: 1, exited, exit_code: code, last_wait_result: wait };
+        let st = |exited, code, wait| v1::ProcessStatus {
+            process_id: 1,
+            exited,
+            exit_code: code,
+            last_wait_result: wait,
+        };
         assert_eq!(st(true, 3, 0).known_exit_code(), Some(3));
         assert_eq!(st(true, 0, 0).known_exit_code(), Some(0));
         assert_eq!(st(false, 0, 0).known_exit_code(), None);
@@ -101,7 +113,10 @@ mod tests {
                     "CreateStdOutPipe": true, "ConsoleSize": [25, 80] })
         );
         assert_eq!(
-            serde_json::to_value(v2::SignalProcessOptions { signal: v2::ConsoleSignal::CtrlBreak }).unwrap(),
+            serde_json::to_value(v2::SignalProcessOptions {
+                signal: v2::ConsoleSignal::CtrlBreak
+            })
+            .unwrap(),
             json!({ "Signal": "CtrlBreak" })
         );
     }

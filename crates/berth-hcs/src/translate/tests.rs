@@ -82,7 +82,8 @@ fn golden_process_isolation() {
         },
         ..Default::default()
     };
-    let got = serde_json::to_value(to_v1(id, &spec, &opts, &FakeResolver::new(), &HOST).unwrap()).unwrap();
+    let got = serde_json::to_value(to_v1(id, &spec, &opts, &FakeResolver::new(), &HOST).unwrap())
+        .unwrap();
     let mut want = reference_example(
         r#"{
  "SystemType": "Container",
@@ -175,10 +176,16 @@ fn base_spec() -> Value {
 fn layer_option_with_paths_is_required() {
     let s = spec(base_spec());
     for layers in [None, Some(LayerOptions::default())] {
-        let opts = CreateOptions { layers, ..Default::default() };
+        let opts = CreateOptions {
+            layers,
+            ..Default::default()
+        };
         let e = to_v1("c", &s, &opts, &FakeResolver::new(), &HOST).unwrap_err();
         assert!(matches!(e, TranslateError::Layers));
-        assert_eq!(e.to_string(), "no layer option or paths were supplied to the runtime");
+        assert_eq!(
+            e.to_string(),
+            "no layer option or paths were supplied to the runtime"
+        );
         assert!(matches!(
             to_v2(&s, &opts, &FakeResolver::new(), &HOST),
             Err(TranslateError::Layers)
@@ -188,7 +195,14 @@ fn layer_option_with_paths_is_required() {
 
 #[test]
 fn default_owner_is_berth() {
-    let cfg = to_v1("c", &spec(base_spec()), &base_opts(), &FakeResolver::new(), &HOST).unwrap();
+    let cfg = to_v1(
+        "c",
+        &spec(base_spec()),
+        &base_opts(),
+        &FakeResolver::new(),
+        &HOST,
+    )
+    .unwrap();
     assert_eq!(cfg.owner, "berth");
     assert_eq!(cfg.system_type, "Container");
 }
@@ -215,12 +229,19 @@ fn resources_follow_the_reference_rules() {
     let c = doc.container.unwrap();
     assert_eq!(
         c.processor,
-        Some(v2::Processor { count: 4, maximum: 2500, weight: 500 })
+        Some(v2::Processor {
+            count: 4,
+            maximum: 2500,
+            weight: 500
+        })
     );
     assert_eq!(c.memory, Some(v2::Memory { size_in_mb: 3072 }));
     assert_eq!(
         c.storage.unwrap().qos,
-        Some(v2::StorageQoS { iops_maximum: 1000, bandwidth_maximum: 2_000_000 })
+        Some(v2::StorageQoS {
+            iops_maximum: 1000,
+            bandwidth_maximum: 2_000_000
+        })
     );
 }
 
@@ -234,7 +255,10 @@ fn cpu_count_within_the_host_is_kept() {
 
 #[test]
 fn cpu_percent_option_is_scaled_by_100() {
-    let opts = CreateOptions { cpu_percent: Some(40), ..base_opts() };
+    let opts = CreateOptions {
+        cpu_percent: Some(40),
+        ..base_opts()
+    };
     let cfg = to_v1("c", &spec(base_spec()), &opts, &FakeResolver::new(), &HOST).unwrap();
     assert_eq!(cfg.processor_maximum, 4000);
     // The spec's maximum (already × 100) wins over the option.
@@ -246,7 +270,14 @@ fn cpu_percent_option_is_scaled_by_100() {
 
 #[test]
 fn zero_resources_are_omitted() {
-    let cfg = to_v1("c", &spec(base_spec()), &base_opts(), &FakeResolver::new(), &HOST).unwrap();
+    let cfg = to_v1(
+        "c",
+        &spec(base_spec()),
+        &base_opts(),
+        &FakeResolver::new(),
+        &HOST,
+    )
+    .unwrap();
     let v = serde_json::to_value(&cfg).unwrap();
     for key in [
         "ProcessorCount",
@@ -264,7 +295,16 @@ fn zero_resources_are_omitted() {
     ] {
         assert!(v.get(key).is_none(), "{key} must be omitted");
     }
-    let doc = serde_json::to_value(to_v2(&spec(base_spec()), &base_opts(), &FakeResolver::new(), &HOST).unwrap()).unwrap();
+    let doc = serde_json::to_value(
+        to_v2(
+            &spec(base_spec()),
+            &base_opts(),
+            &FakeResolver::new(),
+            &HOST,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         doc,
         json!({
@@ -295,7 +335,11 @@ fn mounts_are_read_only_on_ro_in_any_case() {
         .collect();
     assert_eq!(
         got,
-        [(r"D:\data", r"C:\data", true), (r"D:\rw", r"C:\rw", false), (r"D:\none", r"C:\none", false)]
+        [
+            (r"D:\data", r"C:\data", true),
+            (r"D:\rw", r"C:\rw", false),
+            (r"D:\none", r"C:\none", false)
+        ]
     );
     let v = serde_json::to_value(&cfg.mapped_directories[0]).unwrap();
     assert_eq!(
@@ -312,8 +356,12 @@ fn mounts_are_read_only_on_ro_in_any_case() {
 #[test]
 fn layer_guids_come_from_the_resolver_top_most_first() {
     let mut r = FakeResolver::new();
-    r.guids.insert("top".into(), "00000000-0000-0000-0000-000000000001".into());
-    let opts = CreateOptions { layers: layers(&[r"C:\l\top\", LAYER], r"C:\w"), ..Default::default() };
+    r.guids
+        .insert("top".into(), "00000000-0000-0000-0000-000000000001".into());
+    let opts = CreateOptions {
+        layers: layers(&[r"C:\l\top\", LAYER], r"C:\w"),
+        ..Default::default()
+    };
     let cfg = to_v1("c", &spec(base_spec()), &opts, &r, &HOST).unwrap();
     let ids: Vec<_> = cfg.layers.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(ids, ["00000000-0000-0000-0000-000000000001", LAYER_GUID]);
@@ -322,7 +370,10 @@ fn layer_guids_come_from_the_resolver_top_most_first() {
 
 #[test]
 fn unresolvable_layer_names_the_layer() {
-    let opts = CreateOptions { layers: layers(&[r"C:\l\nope"], r"C:\w"), ..Default::default() };
+    let opts = CreateOptions {
+        layers: layers(&[r"C:\l\nope"], r"C:\w"),
+        ..Default::default()
+    };
     let e = to_v1("c", &spec(base_spec()), &opts, &FakeResolver::new(), &HOST).unwrap_err();
     assert!(matches!(&e, TranslateError::LayerId { layer, .. } if layer == r"C:\l\nope"));
     assert_eq!(e.to_string(), r"cannot resolve the GUID of layer C:\l\nope");
@@ -338,7 +389,10 @@ fn utility_vm_is_the_top_most_layer_that_has_one() {
     r.uvms.insert(format!(r"{LAYER}\UtilityVM"));
     let opts = CreateOptions {
         layers: layers(&[r"C:\l\a", r"C:\l\b", LAYER], ""),
-        isolation: Isolation::HyperV { sandbox_path: r"C:\sb".into(), utility_vm_path: None },
+        isolation: Isolation::HyperV {
+            sandbox_path: r"C:\sb".into(),
+            utility_vm_path: None,
+        },
         ..Default::default()
     };
     let s = spec(json!({ "ociVersion": "1.0.2" }));
@@ -362,7 +416,10 @@ fn utility_vm_is_the_top_most_layer_that_has_one() {
 fn missing_utility_vm_and_probe_errors() {
     let opts = CreateOptions {
         layers: layers(&[LAYER], ""),
-        isolation: Isolation::HyperV { sandbox_path: r"C:\sb".into(), utility_vm_path: None },
+        isolation: Isolation::HyperV {
+            sandbox_path: r"C:\sb".into(),
+            utility_vm_path: None,
+        },
         ..Default::default()
     };
     let s = spec(json!({ "ociVersion": "1.0.2" }));
@@ -370,12 +427,13 @@ fn missing_utility_vm_and_probe_errors() {
     assert!(matches!(e, TranslateError::UtilityVm));
     assert_eq!(e.to_string(), "utility VM image could not be found");
 
-    let r = FakeResolver { probe_error: Some(io::ErrorKind::PermissionDenied), ..FakeResolver::new() };
+    let r = FakeResolver {
+        probe_error: Some(io::ErrorKind::PermissionDenied),
+        ..FakeResolver::new()
+    };
     let e = to_v1("c", &s, &opts, &r, &HOST).unwrap_err();
-    assert!(
-        matches!(&e, TranslateError::UtilityVmProbe { path, source }
-            if path == &format!(r"{LAYER}\UtilityVM") && source.kind() == io::ErrorKind::PermissionDenied)
-    );
+    assert!(matches!(&e, TranslateError::UtilityVmProbe { path, source }
+            if path == &format!(r"{LAYER}\UtilityVM") && source.kind() == io::ErrorKind::PermissionDenied));
 }
 
 #[test]
@@ -431,7 +489,8 @@ fn v2_networking_and_hostname() {
     };
     let mut v = base_spec();
     v["hostname"] = json!("web");
-    let doc = serde_json::to_value(to_v2(&spec(v), &opts, &FakeResolver::new(), &HOST).unwrap()).unwrap();
+    let doc =
+        serde_json::to_value(to_v2(&spec(v), &opts, &FakeResolver::new(), &HOST).unwrap()).unwrap();
     assert_eq!(
         doc["Container"]["Networking"],
         json!({ "AllowUnqualifiedDnsQuery": true, "DnsSearchList": "a,b", "Namespace": "ns-guid" })
@@ -445,7 +504,10 @@ fn v2_refuses_what_it_cannot_run_yet() {
     let s = spec(base_spec());
     let r = FakeResolver::new();
     let hyperv = CreateOptions {
-        isolation: Isolation::HyperV { sandbox_path: String::new(), utility_vm_path: None },
+        isolation: Isolation::HyperV {
+            sandbox_path: String::new(),
+            utility_vm_path: None,
+        },
         ..base_opts()
     };
     let e = to_v2(&s, &hyperv, &r, &HOST).unwrap_err();
@@ -454,17 +516,35 @@ fn v2_refuses_what_it_cannot_run_yet() {
         e.to_string(),
         "Hyper-V isolation (berth does not create utility VMs) is not supported with HCS schema 2 yet"
     );
-    let servicing = CreateOptions { servicing: true, ..base_opts() };
-    assert!(matches!(to_v2(&s, &servicing, &r, &HOST), Err(TranslateError::Unsupported { .. })));
-    let creds = CreateOptions { credentials: Some("x".into()), ..base_opts() };
-    assert!(matches!(to_v2(&s, &creds, &r, &HOST), Err(TranslateError::Unsupported { .. })));
+    let servicing = CreateOptions {
+        servicing: true,
+        ..base_opts()
+    };
+    assert!(matches!(
+        to_v2(&s, &servicing, &r, &HOST),
+        Err(TranslateError::Unsupported { .. })
+    ));
+    let creds = CreateOptions {
+        credentials: Some("x".into()),
+        ..base_opts()
+    };
+    assert!(matches!(
+        to_v2(&s, &creds, &r, &HOST),
+        Err(TranslateError::Unsupported { .. })
+    ));
     let endpoints = CreateOptions {
-        network: NetworkOptions { endpoints: vec!["e".into()], ..Default::default() },
+        network: NetworkOptions {
+            endpoints: vec!["e".into()],
+            ..Default::default()
+        },
         ..base_opts()
     };
     let e = to_v2(&s, &endpoints, &r, &HOST).unwrap_err();
     assert!(matches!(e, TranslateError::NetworkNamespace));
-    assert_eq!(e.to_string(), "network endpoints need a network namespace with HCS schema 2");
+    assert_eq!(
+        e.to_string(),
+        "network endpoints need a network namespace with HCS schema 2"
+    );
 }
 
 #[test]
