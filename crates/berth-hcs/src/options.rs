@@ -1,7 +1,11 @@
 //! What the engine tells berth about a Windows container beyond its OCI spec, and
 //! what translation needs to know about the host.
 
+use std::collections::HashMap;
 use std::io;
+
+use oci_spec::runtime::Spec;
+use serde::Deserialize;
 
 /// The `Owner` berth writes into HCS documents unless told otherwise.
 pub const DEFAULT_OWNER: &str = "berth";
@@ -26,6 +30,87 @@ pub struct CreateOptions {
     /// A CPU cap in per cent (1..=100), for engines that still speak per cent;
     /// used only when the spec has no `windows.resources.cpu.maximum`.
     pub cpu_percent: Option<u32>,
+}
+
+impl CreateOptions {
+    /// Options taken from the spec's own `windows` section, as containerd passes
+    /// them: `layerFolders` (top-most first, the scratch folder last), `hyperv`,
+    /// `network`, `servicing`, `ignoreFlushesDuringBoot` and `credentialSpec`.
+    /// The Hyper-V sandbox path is not in the OCI spec and is left empty.
+    pub fn from_spec(spec: &Spec) -> Self {
+        let Some(w) = spec.windows() else {
+            return Self::default();
+        };
+        // oci-spec 0.10 lacks some of these getters (and spells `utilityVMPath` as
+        // `utilityVmPath`); read the section back through serde.
+        let w: WindowsSection = serde_json::to_value(w)
+            .and_then(serde_json::from_value)
+            .unwrap_or_default();
+        let layers = w.layer_folders.and_then(|mut folders| {
+            let folder = folders.pop()?;
+            Some(LayerOptions {
+                paths: folders,
+                folder,
+            })
+        });
+        let isolation = match w.hyperv {
+            Some(h) => Isolation::HyperV {
+                sandbox_path: String::new(),
+                utility_vm_path: h.utility_vm_path.filter(|p| !p.is_empty()),
+            },
+            None => Isolation::Process,
+        };
+        let net = w.network.unwrap_or_default();
+        Self {
+            owner: None,
+            layers,
+            isolation,
+            servicing: w.servicing.unwrap_or(false),
+            ignore_flushes_during_boot: w.ignore_flushes_during_boot.unwrap_or(false),
+            network: NetworkOptions {
+                endpoints: net.endpoint_list.unwrap_or_default(),
+                namespace: net.network_namespace.filter(|n| !n.is_empty()),
+                allow_unqualified_dns_query: net.allow_unqualified_dns_query.unwrap_or(false),
+                dns_search_list: net.dns_search_list.unwrap_or_default(),
+                shared_container: net.network_shared_container_name.filter(|n| !n.is_empty()),
+            },
+            credentials: w
+                .credential_spec
+                .filter(|c| !c.is_empty())
+                .and_then(|c| serde_json::to_string(&c).ok()),
+            cpu_percent: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct WindowsSection {
+    layer_folders: Option<Vec<String>>,
+    credential_spec: Option<HashMap<String, serde_json::Value>>,
+    servicing: Option<bool>,
+    ignore_flushes_during_boot: Option<bool>,
+    hyperv: Option<HyperVSection>,
+    network: Option<NetworkSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct HyperVSection {
+    #[serde(alias = "utilityVMPath")]
+    utility_vm_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct NetworkSection {
+    endpoint_list: Option<Vec<String>>,
+    #[serde(rename = "allowUnqualifiedDNSQuery")]
+    allow_unqualified_dns_query: Option<bool>,
+    #[serde(rename = "DNSSearchList")]
+    dns_search_list: Option<Vec<String>>,
+    network_shared_container_name: Option<String>,
+    network_namespace: Option<String>,
 }
 
 /// The image layers of a container.
@@ -99,5 +184,63 @@ pub trait LayerResolver {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn options_from_the_spec_windows_section() {
+        let spec: Spec = serde_json::from_value(json!({
+            "ociVersion": "1.0.2",
+            "windows": {
+                "layerFolders": ["C:\\l\\top", "C:\\l\\base", "C:\\scratch"],
+                "hyperv": { "utilityVmPath": "C:\\uvm" },
+                "network": {
+                    "endpointList": ["e1"], "allowUnqualifiedDNSQuery": true,
+                    "DNSSearchList": ["a"], "networkSharedContainerName": "other",
+                    "networkNamespace": "ns",
+                },
+                "servicing": true,
+                "ignoreFlushesDuringBoot": true,
+                "credentialSpec": { "CmsPlugins": ["ActiveDirectory"] },
+            },
+        }))
+        .unwrap();
+        let o = CreateOptions::from_spec(&spec);
+        assert_eq!(
+            o.layers,
+            Some(LayerOptions {
+                paths: vec!["C:\\l\\top".into(), "C:\\l\\base".into()],
+                folder: "C:\\scratch".into(),
+            })
+        );
+        assert_eq!(
+            o.isolation,
+            Isolation::HyperV {
+                sandbox_path: String::new(),
+                utility_vm_path: Some("C:\\uvm".into())
+            }
+        );
+        assert!(o.servicing && o.ignore_flushes_during_boot);
+        assert!(o.network.allow_unqualified_dns_query);
+        assert_eq!(o.network.dns_search_list, ["a"]);
+        assert_eq!(o.network.endpoints, ["e1"]);
+        assert_eq!(o.network.namespace.as_deref(), Some("ns"));
+        assert_eq!(o.network.shared_container.as_deref(), Some("other"));
+        assert_eq!(
+            o.credentials.as_deref(),
+            Some(r#"{"CmsPlugins":["ActiveDirectory"]}"#)
+        );
+        assert_eq!(
+            CreateOptions::from_spec(
+                &serde_json::from_value(json!({"ociVersion": "1.0.2"})).unwrap()
+            ),
+            CreateOptions::default()
+        );
     }
 }
