@@ -1,0 +1,159 @@
+//! The command line, as `../shared/CLI.md` fixes it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// berth: run and manage containers.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Runtime state root.
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/run/berth")]
+    pub root: PathBuf,
+    /// Data root: records, logs, images, checkpoints.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_DATA_ROOT",
+        default_value = "/var/lib/berth"
+    )]
+    pub data_root: PathBuf,
+    /// Log level of diagnostics on stderr.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+    /// Shorthand for --log-level debug.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and start a container, attached unless -d.
+    Run(RunArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show containers as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal to a container's init.
+    Kill {
+        /// Signal name or number.
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        name: String,
+    },
+    /// Stop containers: SIGTERM, then SIGKILL after a grace period.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print the default config.json.
+    Spec,
+    /// Print version information.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers, not just running ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// `json`: one object per line.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the id.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open and forward it.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Name (the id) of the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Root filesystem directory.
+    #[arg(long, conflicts_with = "bundle")]
+    pub rootfs: Option<PathBuf>,
+    /// An OCI bundle to run as is.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Environment variables K=V.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Files of K=V lines.
+    #[arg(long)]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// USER[:GROUP], names or numeric ids.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Hostname.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Bind mounts SRC:DST[:ro|rw].
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// tmpfs mounts.
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit (64m, 1g).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (-1: unlimited).
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// CPUs (0.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Relative CPU weight.
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// CPUs to run on (0-1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of tasks.
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// none, host, or a network namespace path.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Seconds `stop` waits before SIGKILL.
+    #[arg(long)]
+    pub stop_timeout: Option<u64>,
+    /// IMAGE and/or `-- CMD [ARG...]`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,535 @@
+//! One function per verb; each maps its outcome to the exit codes of CLI.md.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use berth::{
+    Client, Config, ContainerId, ContainerStatus, CreateOptions, ErrorKind, ProcessId, StdioRequest,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cli::{Cli, Command, PsArgs, RunArgs};
+use crate::{names, output};
+
+/// Exit code of berth's own failures before the process ran.
+const EXIT_BERTH: u8 = 125;
+
+fn shim_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_SHIM") {
+        return PathBuf::from(p);
+    }
+    const NAME: &str = "containerd-shim-berth-v1";
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        if dir.join(NAME).is_file() {
+            return dir.join(NAME);
+        }
+    }
+    PathBuf::from(NAME)
+}
+
+fn client(cli: &Cli) -> Client {
+    let config = Config {
+        root: cli.root.clone(),
+        data_root: cli.data_root.clone(),
+        shim_binary: shim_binary(),
+    };
+    Client::new(config, |_: &berth::Event| {})
+}
+
+/// `berth: <verb> <id>: <step>: <cause>` on stderr.
+fn report(verb: &str, id: &str, e: &dyn std::fmt::Display) {
+    if id.is_empty() {
+        eprintln!("berth: {verb}: {e}");
+    } else {
+        eprintln!("berth: {verb} {id}: {e}");
+    }
+}
+
+fn report_berth(verb: &str, e: &berth::Error) {
+    eprintln!("berth: {verb} {}: {}: {}", e.id, e.step, e.message);
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    let c = client(&cli);
+    match &cli.command {
+        Command::Run(args) => run(&c, args).await,
+        Command::Ps(args) => exit_of("ps", "", ps(&c, args).await),
+        Command::Inspect { names } => {
+            let mut out = Vec::new();
+            let mut code = 0;
+            for name in names {
+                match inspect_one(&cli, &c, name).await {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        report("inspect", name, &format!("{e:#}"));
+                        code = 1;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            code
+        }
+        Command::Kill { signal, name } => exit_of("kill", name, kill(&cli, &c, name, signal).await),
+        Command::Stop { time, names } => {
+            let mut code = 0;
+            for name in names {
+                match stop(&cli, &c, name, Duration::from_secs(*time)).await {
+                    Ok(()) => println!("{name}"),
+                    Err(e) => {
+                        report("stop", name, &format!("{e:#}"));
+                        code = 1;
+                    }
+                }
+            }
+            code
+        }
+        Command::Rm { force, names } => {
+            let mut code = 0;
+            for name in names {
+                match rm(&cli, &c, name, *force).await {
+                    Ok(()) => println!("{name}"),
+                    Err(e) => {
+                        report("rm", name, &format!("{e:#}"));
+                        code = 1;
+                    }
+                }
+            }
+            code
+        }
+        Command::Spec => match crate::commands::default_spec() {
+            Ok(s) => {
+                println!("{s}");
+                0
+            }
+            Err(e) => {
+                report("spec", "", &format!("{e:#}"));
+                1
+            }
+        },
+        Command::Version => {
+            println!("berth version {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+    }
+}
+
+fn exit_of(verb: &str, id: &str, r: Result<()>) -> u8 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            match e.downcast_ref::<berth::Error>() {
+                Some(be) => report_berth(verb, be),
+                None => report(verb, id, &format!("{e:#}")),
+            }
+            1
+        }
+    }
+}
+
+fn random_id() -> String {
+    let mut buf = [0u8; 6];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The default config.json that `berth spec` prints.
+pub fn default_spec() -> Result<String> {
+    let opts = berth::spec::SpecOptions {
+        args: vec!["sh".into()],
+        ..Default::default()
+    };
+    let spec = berth::spec::build(&opts)?;
+    Ok(serde_json::to_string_pretty(&spec)?)
+}
+
+fn build_spec(
+    id: &ContainerId,
+    a: &RunArgs,
+    cmd: Vec<String>,
+) -> Result<(oci_spec::runtime::Spec, CreateOptions)> {
+    use berth::spec::parse;
+    let mut options = CreateOptions {
+        user: a.user.clone(),
+        ..Default::default()
+    };
+    if let Some(bundle) = &a.bundle {
+        let path = bundle.join("config.json");
+        let mut spec = oci_spec::runtime::Spec::load(&path)
+            .map_err(|e| anyhow!("load bundle: {}: {e}", path.display()))?;
+        if !cmd.is_empty() {
+            let mut process = spec.process().clone().unwrap_or_default();
+            process.set_args(Some(cmd));
+            spec.set_process(Some(process));
+        }
+        options.bundle_dir = Some(bundle.clone());
+        return Ok((spec, options));
+    }
+    if cmd.is_empty() {
+        bail!("parse arguments: no command given: use `berth run [OPTIONS] -- CMD [ARG...]`");
+    }
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(
+            parse::read_env_file(f).with_context(|| format!("read env file {}", f.display()))?,
+        );
+    }
+    for e in &a.env {
+        env.push(parse::parse_env(e).context("parse -e")?);
+    }
+    let mut opts = berth::spec::SpecOptions {
+        id: id.to_string(),
+        args: cmd,
+        env,
+        hostname: a.hostname.clone().unwrap_or_default(),
+        terminal: a.tty,
+        readonly_rootfs: a.read_only,
+        ..Default::default()
+    };
+    if let Some(w) = &a.workdir {
+        opts.cwd = PathBuf::from(w);
+    }
+    for v in &a.volume {
+        opts.volumes
+            .push(parse::parse_volume(v).context("parse -v")?);
+    }
+    for t in &a.tmpfs {
+        opts.tmpfs
+            .push(parse::parse_tmpfs(t).context("parse --tmpfs")?);
+    }
+    let r = &mut opts.resources;
+    if let Some(m) = &a.memory {
+        r.memory = Some(parse::parse_bytes(m).context("parse --memory")?);
+    }
+    if let Some(m) = &a.memory_swap {
+        r.memory_swap = Some(parse::parse_memory_swap(m).context("parse --memory-swap")?);
+    }
+    if let Some(c) = &a.cpus {
+        let (quota, period) = parse::parse_cpus(c).context("parse --cpus")?;
+        r.cpu_quota = Some(quota);
+        r.cpu_period = Some(period);
+    }
+    r.cpu_shares = a.cpu_shares;
+    r.cpuset_cpus = a.cpuset_cpus.clone();
+    r.pids_limit = a.pids_limit;
+    opts.network = match a.network.as_deref() {
+        None | Some("none") => berth::spec::Network::Private,
+        Some("host") => berth::spec::Network::Host,
+        Some(p) if p.starts_with('/') => berth::spec::Network::Path(PathBuf::from(p)),
+        Some(other) => bail!("parse --network: {other:?} is not none, host or a namespace path"),
+    };
+    match &a.rootfs {
+        Some(r) => opts.rootfs = std::path::absolute(r).unwrap_or_else(|_| r.clone()),
+        None => options.default_rootfs = true,
+    }
+    let spec = berth::spec::build(&opts)?;
+    Ok((spec, options))
+}
+
+async fn run(c: &Client, a: &RunArgs) -> u8 {
+    let name = a.name.clone().unwrap_or_else(random_id);
+    let id = match ContainerId::new(&name) {
+        Ok(id) => id,
+        Err(e) => {
+            report("run", "", &format!("invalid name: {e}"));
+            return EXIT_BERTH;
+        }
+    };
+    // clap swallows the `--`; find it in the raw arguments to split IMAGE from CMD.
+    let after_dashdash: Vec<String> = std::env::args().skip_while(|x| x != "--").skip(1).collect();
+    let split = a.command.len().saturating_sub(after_dashdash.len());
+    let (image, command) = if !after_dashdash.is_empty() && a.command[split..] == after_dashdash[..]
+    {
+        (a.command[..split].to_vec(), after_dashdash)
+    } else {
+        (a.command.clone(), Vec::new())
+    };
+    if let Some(first) = image.first() {
+        report(
+            "run",
+            id.as_str(),
+            &format!(
+                "find image {first:?}: no such image (images are not supported yet); to run a command on the default root filesystem, put it after `--`: berth run -- {}",
+                image_and_cmd(&image, &command)
+            ),
+        );
+        return EXIT_BERTH;
+    }
+    if a.tty {
+        report(
+            "run",
+            id.as_str(),
+            &"set up terminal: -t is not supported yet",
+        );
+        return EXIT_BERTH;
+    }
+    let (spec, options) = match build_spec(&id, a, command) {
+        Ok(s) => s,
+        Err(e) => {
+            report("run", id.as_str(), &format!("{e:#}"));
+            return EXIT_BERTH;
+        }
+    };
+    let stdio = StdioRequest {
+        stdin: a.interactive && !a.detach,
+        stdout: !a.detach,
+        stderr: !a.detach,
+        terminal: false,
+    };
+    let created = match c.create(&id, &spec, &options, stdio).await {
+        Ok(c) => c,
+        Err(e) => {
+            report_berth("run", &e);
+            return e.exit_code() as u8;
+        }
+    };
+    if a.detach {
+        println!("{id}");
+        return 0;
+    }
+    let mut io = created.io;
+    let out = io
+        .stdout
+        .take()
+        .map(|r| tokio::spawn(pump(r, tokio::io::stdout())));
+    let err = io
+        .stderr
+        .take()
+        .map(|r| tokio::spawn(pump(r, tokio::io::stderr())));
+    if let Some(mut w) = io.stdin.take() {
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let _ = tokio::io::copy(&mut stdin, &mut w).await;
+            // Dropping the writer closes the FIFO: the container sees EOF.
+        });
+    }
+    let waited = {
+        let init = ProcessId::init();
+        let wait = c.wait(&id, &init);
+        tokio::pin!(wait);
+        let mut signals = forwarded_signals();
+        loop {
+            tokio::select! {
+                r = &mut wait => break r,
+                Some(sig) = next_signal(&mut signals) => { let _ = c.signal(&id, sig).await; }
+            }
+        }
+    };
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.await;
+    }
+    let code = match waited {
+        Ok(exit) => exit.code,
+        Err(e) => {
+            report_berth("run", &e);
+            EXIT_BERTH as i32
+        }
+    };
+    if a.rm {
+        if let Err(e) = c.delete(&id).await {
+            report_berth("run", &e);
+        }
+    }
+    code.clamp(0, 255) as u8
+}
+
+fn image_and_cmd(image: &[String], cmd: &[String]) -> String {
+    image
+        .iter()
+        .chain(cmd)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn pump(mut r: tokio::net::unix::pipe::Receiver, mut w: impl tokio::io::AsyncWrite + Unpin) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if w.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+                let _ = w.flush().await;
+            }
+        }
+    }
+}
+
+type Signals = Vec<(i32, tokio::signal::unix::Signal)>;
+
+fn forwarded_signals() -> Signals {
+    use tokio::signal::unix::{signal, SignalKind};
+    [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ]
+    .into_iter()
+    .filter_map(|s| signal(SignalKind::from_raw(s)).ok().map(|h| (s, h)))
+    .collect()
+}
+
+async fn next_signal(signals: &mut Signals) -> Option<i32> {
+    if signals.is_empty() {
+        return std::future::pending().await;
+    }
+    let futs = signals.iter_mut().map(|(n, s)| {
+        let n = *n;
+        Box::pin(async move { s.recv().await.map(|_| n) })
+    });
+    futures_select_all(futs).await
+}
+
+async fn futures_select_all<F: std::future::Future<Output = Option<i32>> + Unpin>(
+    futs: impl Iterator<Item = F>,
+) -> Option<i32> {
+    let mut futs: Vec<F> = futs.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futs.iter_mut() {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+async fn ps(c: &Client, a: &PsArgs) -> Result<()> {
+    let list = c.list().await?;
+    let now = chrono::Utc::now();
+    let shown: Vec<_> = list
+        .iter()
+        .filter(|i| a.all || matches!(i.status, ContainerStatus::Running | ContainerStatus::Paused))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for i in shown {
+            writeln!(out, "{}", i.id)?;
+        }
+    } else if a.format.as_deref() == Some("json") {
+        for i in shown {
+            writeln!(out, "{}", output::ps_json(i))?;
+        }
+    } else if let Some(f) = &a.format {
+        bail!("unknown format {f:?}: use json");
+    } else {
+        writeln!(
+            out,
+            "{:<14}{:<20}{:<16}{:<24}{:<22}STATUS",
+            "ID", "NAME", "IMAGE", "COMMAND", "CREATED"
+        )?;
+        for i in shown {
+            let mut cmd = output::command_line(i);
+            if cmd.chars().count() > 21 {
+                cmd = format!("{}…", cmd.chars().take(20).collect::<String>());
+            }
+            let id12: String = i.id.as_str().chars().take(12).collect();
+            writeln!(
+                out,
+                "{:<14}{:<20}{:<16}{:<24}{:<22}{}",
+                id12,
+                i.id,
+                i.image.clone().unwrap_or_else(|| "-".into()),
+                format!("\"{cmd}\""),
+                format!("{} ago", output::ago(now, i.created)),
+                output::status_line(i, now)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn inspect_one(cli: &Cli, c: &Client, name: &str) -> Result<serde_json::Value> {
+    let id = names::resolve(&cli.data_root, name)?;
+    let info = c.state(&id).await?;
+    let spec = oci_spec::runtime::Spec::load(
+        cli.data_root
+            .join("containers")
+            .join(id.as_str())
+            .join("config.json"),
+    )
+    .ok()
+    .or_else(|| {
+        let rec: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                cli.data_root
+                    .join("containers")
+                    .join(id.as_str())
+                    .join("config.json"),
+            )
+            .ok()?,
+        )
+        .ok()?;
+        serde_json::from_value(rec.get("spec")?.clone()).ok()
+    });
+    Ok(output::inspect(&info, spec.as_ref()))
+}
+
+async fn kill(cli: &Cli, c: &Client, name: &str, signal: &str) -> Result<()> {
+    let id = names::resolve(&cli.data_root, name)?;
+    let sig = berth::spec::parse::parse_signal(signal).context("parse signal")?;
+    c.signal(&id, sig).await?;
+    Ok(())
+}
+
+async fn stop(cli: &Cli, c: &Client, name: &str, grace: Duration) -> Result<()> {
+    let id = names::resolve(&cli.data_root, name)?;
+    let info = c.state(&id).await?;
+    if !matches!(
+        info.status,
+        ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Created
+    ) {
+        return Ok(());
+    }
+    match c.signal(&id, libc::SIGTERM).await {
+        Ok(()) => {}
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let init = ProcessId::init();
+    if tokio::time::timeout(grace, c.wait(&id, &init))
+        .await
+        .is_err()
+    {
+        match c.signal(&id, libc::SIGKILL).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        c.wait(&id, &init).await?;
+    }
+    Ok(())
+}
+
+async fn rm(cli: &Cli, c: &Client, name: &str, force: bool) -> Result<()> {
+    let id = names::resolve(&cli.data_root, name)?;
+    let info = c.state(&id).await?;
+    if matches!(
+        info.status,
+        ContainerStatus::Running | ContainerStatus::Paused
+    ) {
+        if !force {
+            bail!("remove: the container is running: stop it first, or use rm -f");
+        }
+        match c.signal(&id, libc::SIGKILL).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        c.wait(&id, &ProcessId::init()).await?;
+    }
+    c.delete(&id).await?;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The helper mode: a synchronous, single-threaded re-exec of the shim (from its
+//! sealed copy) that calls libcontainer, whose clone of the container process is
+//! safe only in such a process. It reports over descriptor 3, one line each:
+//!
+//! - `ok <pid>`: the container process exists and waits to be started;
+//! - `error <kind> <step>\t<message>`: nothing was created;
+//! - `exec-error <code> <message>` (written by the container process itself, before
+//!   the helper's own line, or at start): the command cannot run; code 127 or 126.
+//!
+//! The container process inherits descriptor 3 with FD_CLOEXEC (libcontainer marks
+//! every extra descriptor so), so the shim sees EOF exactly when the command was
+//! exec'd, and an `exec-error` line when it could not be.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use berth_types::WireErrorKind;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+
+use crate::sys;
+
+/// First argument that selects the helper mode.
+pub const ARG: &str = "helper";
+
+/// Descriptor the helper and the container process report on.
+const REPORT_FD: i32 = 3;
+
+pub fn main(args: &[String]) -> ExitCode {
+    let report = match sys::take_fd3() {
+        Ok(fd) => File::from(fd),
+        Err(_) => return ExitCode::from(2),
+    };
+    let line = match args {
+        [verb, id, bundle, root] if verb == "create" => {
+            create(id, Path::new(bundle), Path::new(root))
+        }
+        _ => Err((
+            WireErrorKind::InvalidArgument,
+            "parse helper arguments",
+            format!("{args:?}"),
+        )),
+    };
+    let line = match line {
+        Ok(pid) => format!("ok {pid}\n"),
+        Err((kind, step, msg)) => {
+            let kind = serde_json::to_string(&kind).unwrap_or_default();
+            format!(
+                "error {} {step}\t{}\n",
+                kind.trim_matches('"'),
+                msg.replace('\n', " ")
+            )
+        }
+    };
+    let mut report = report;
+    let _ = report.write_all(line.as_bytes());
+    ExitCode::SUCCESS
+}
+
+type HelperError = (WireErrorKind, &'static str, String);
+
+fn create(id: &str, bundle: &Path, root: &Path) -> Result<i32, HelperError> {
+    let internal = |step: &'static str| {
+        move |e: libcontainer::error::LibcontainerError| {
+            (WireErrorKind::Internal, step, e.to_string())
+        }
+    };
+    let container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+        .with_root_path(PathBuf::from(root))
+        .map_err(internal("prepare runtime root"))?
+        .with_executor(BerthExecutor)
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .as_sibling(true)
+        .build()
+        .map_err(|e| {
+            let kind = match &e {
+                libcontainer::error::LibcontainerError::InvalidInput(_)
+                | libcontainer::error::LibcontainerError::InvalidID(_)
+                | libcontainer::error::LibcontainerError::MissingSpec(_)
+                | libcontainer::error::LibcontainerError::InvalidSpec(_) => {
+                    WireErrorKind::InvalidArgument
+                }
+                libcontainer::error::LibcontainerError::Exist => WireErrorKind::AlreadyExists,
+                _ => WireErrorKind::Internal,
+            };
+            (kind, "create container", format!("{e:#}"))
+        })?;
+    container.pid().map(|p| p.as_raw()).ok_or((
+        WireErrorKind::Internal,
+        "create container",
+        "no pid recorded".into(),
+    ))
+}
+
+/// Runs the container's command; reports a command that cannot run on fd 3.
+#[derive(Clone)]
+struct BerthExecutor;
+
+/// Runs in the container process: fd 3 is the report pipe inherited from the
+/// helper, open until exec. A failed write loses only the detail, not the exit.
+fn report_exec_error(code: i32, msg: &str) {
+    let line = format!("exec-error {code} {}\n", msg.replace('\n', " "));
+    let _ = nix::unistd::write(sys::report_fd(REPORT_FD), line.as_bytes());
+}
+
+/// 127 when `cmd` is not found in `path_var`, 126 when found but not executable.
+fn check_command(cmd: &str, path_var: &str) -> Result<(), (i32, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates: Vec<PathBuf> = if cmd.contains('/') {
+        vec![PathBuf::from(cmd)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(cmd))
+            .collect()
+    };
+    let mut not_executable = None;
+    for path in candidates {
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(()),
+            Ok(_) => not_executable = Some(path),
+            Err(_) => {}
+        }
+    }
+    match not_executable {
+        Some(p) => Err((
+            126,
+            format!("{}: permission denied: not an executable file", p.display()),
+        )),
+        None if cmd.contains('/') => Err((127, format!("{cmd}: no such file or directory"))),
+        None => Err((127, format!("{cmd}: executable file not found in $PATH"))),
+    }
+}
+
+fn args_of(spec: &Spec) -> Option<&Vec<String>> {
+    spec.process()
+        .as_ref()?
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+}
+
+impl Executor for BerthExecutor {
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        let Some(args) = args_of(spec) else {
+            return Err(ExecutorValidationError::ArgValidationError(
+                "process.args is empty".into(),
+            ));
+        };
+        let env = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default();
+        let path_var = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        check_command(&args[0], path_var).map_err(|(code, msg)| {
+            report_exec_error(code, &msg);
+            ExecutorValidationError::ArgValidationError(msg)
+        })
+    }
+
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
+        let cargs: Vec<std::ffi::CString> = args
+            .iter()
+            .map(|a| std::ffi::CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ExecutorError::InvalidArg)?;
+        let err = nix::unistd::execvp(&cargs[0], &cargs).unwrap_err();
+        let code = if err == nix::errno::Errno::ENOENT {
+            127
+        } else {
+            126
+        };
+        report_exec_error(code, &format!("{}: {}", args[0], err.desc()));
+        Err(ExecutorError::Execution(err.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lookup_distinguishes_missing_and_not_executable() {
+        assert!(check_command("sh", "/usr/bin:/bin").is_ok());
+        assert_eq!(
+            check_command("no-such-cmd-xyz", "/usr/bin").unwrap_err().0,
+            127
+        );
+        assert_eq!(check_command("/etc/hostname", "").unwrap_err().0, 126);
+        assert_eq!(check_command("/nope/x", "").unwrap_err().0, 127);
+        assert_eq!(check_command("etc", "/").unwrap_err().0, 126);
+    }
+}

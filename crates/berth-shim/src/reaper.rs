@@ -1,0 +1,86 @@
+//! The shim reaps every child (it is a subreaper) on one thread and hands each
+//! exit status to whoever waits for that pid, even if the exit came first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+#[derive(Default)]
+struct State {
+    exits: HashMap<i32, i32>,
+    /// Bumped on every spawn, so that a spawn racing an ECHILD is never missed.
+    generation: u64,
+}
+
+/// Collects exit codes of the shim's children.
+#[derive(Default)]
+pub struct Reaper {
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+/// The exit code as Docker reports it: the status, or 128+N for death by signal N.
+pub fn exit_code(status: WaitStatus) -> Option<(i32, i32)> {
+    match status {
+        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), code)),
+        WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), 128 + sig as i32)),
+        _ => None,
+    }
+}
+
+impl Reaper {
+    /// Starts the reaping thread.
+    pub fn start() -> Arc<Self> {
+        let reaper = Arc::new(Self::default());
+        let r = reaper.clone();
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(move || r.run())
+            .expect("spawn reaper thread");
+        reaper
+    }
+
+    fn run(&self) {
+        loop {
+            let generation = self.state.lock().unwrap().generation;
+            match waitpid(Pid::from_raw(-1), None) {
+                Ok(status) => {
+                    if let Some((pid, code)) = exit_code(status) {
+                        let mut st = self.state.lock().unwrap();
+                        st.exits.insert(pid, code);
+                        self.cond.notify_all();
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    // No children: sleep until one is spawned.
+                    let mut st = self.state.lock().unwrap();
+                    while st.generation == generation {
+                        st = self.cond.wait(st).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells the reaper a child now exists. Call right after every spawn.
+    pub fn spawned(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.generation += 1;
+        self.cond.notify_all();
+    }
+
+    /// Blocks until `pid` exits and returns its exit code.
+    pub fn wait(&self, pid: i32) -> i32 {
+        let mut st = self.state.lock().unwrap();
+        loop {
+            if let Some(code) = st.exits.remove(&pid) {
+                return code;
+            }
+            st = self.cond.wait(st).unwrap();
+        }
+    }
+}

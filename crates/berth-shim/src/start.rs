@@ -1,0 +1,84 @@
+//! containerd's runtime v2 binary contract: `start` launches the long-lived shim
+//! and prints its address; `delete` cleans up after a shim that is gone.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use containerd_shim_protos::api::DeleteResponse;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{Message, MessageField};
+use libcontainer::container::Container;
+
+use crate::args::{Flags, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
+use crate::sys;
+
+fn socket_path(flags: &Flags) -> Result<PathBuf> {
+    if let Some(state) = std::env::var_os(ENV_STATE_DIR) {
+        return Ok(PathBuf::from(state).join("shim.sock"));
+    }
+    // Under containerd: a short path under containerd's own socket dir, unique per
+    // namespace and container.
+    let name = format!("berth-{}-{}", flags.namespace, flags.id);
+    let name: String = name.chars().take(90).collect();
+    Ok(PathBuf::from("/run/containerd/s").join(name))
+}
+
+pub fn start(flags: &Flags) -> Result<()> {
+    let path = socket_path(flags)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    if UnixStream::connect(&path).is_ok() {
+        // A shim already serves this container: containerd expects its address.
+        println!("unix://{}", path.display());
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+    let exe = std::env::current_exe().context("find own executable")?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.retain(|a| a != "start");
+    let mut cmd = Command::new(exe);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    sys::pass_fd3(&mut cmd, listener.as_raw_fd(), true);
+    let child = cmd.spawn().context("launch shim")?;
+    if let Some(state) = std::env::var_os(ENV_STATE_DIR) {
+        let state = PathBuf::from(state);
+        std::fs::write(state.join("shim.pid"), child.id().to_string()).context("write shim.pid")?;
+        std::fs::write(state.join("address"), format!("unix://{}", path.display()))
+            .context("write address")?;
+    }
+    let mut out = std::io::stdout().lock();
+    write!(out, "unix://{}", path.display())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Cleans up after a lost shim: kills what is left, removes the container's state,
+/// and answers as the runc shim does (exit 137, SIGKILL).
+pub fn delete(flags: &Flags) -> Result<()> {
+    let root = std::env::var_os(ENV_RUNTIME_ROOT)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/berth-containerd").join(&flags.namespace));
+    if let Ok(mut c) = Container::load(root.join(&flags.id)) {
+        let _ = c.kill(nix::sys::signal::Signal::SIGKILL, true);
+        let _ = c.delete(true);
+    }
+    let mut resp = DeleteResponse::new();
+    resp.exit_status = 137;
+    let now = chrono::Utc::now();
+    let mut ts = Timestamp::new();
+    ts.seconds = now.timestamp();
+    ts.nanos = now.timestamp_subsec_nanos() as i32;
+    resp.exited_at = MessageField::some(ts);
+    let bytes = resp.write_to_bytes().context("encode delete response")?;
+    std::io::stdout().write_all(&bytes)?;
+    Ok(())
+}

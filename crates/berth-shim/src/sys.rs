@@ -1,0 +1,108 @@
+//! The few raw system calls the shim needs that std and nix do not wrap safely.
+//! Every `unsafe` block of the crate lives here.
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Makes this process the reaper of its orphaned descendants.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Arranges for `fd` to be the child's descriptor 3 (and nothing else beyond stdio),
+/// and optionally for the child to start a new session.
+pub fn pass_fd3(cmd: &mut Command, fd: RawFd, new_session: bool) {
+    // SAFETY: the closure runs between fork and exec and only calls the
+    // async-signal-safe dup2 and setsid; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == 3 {
+                // dup2 onto itself keeps CLOEXEC; clear it instead.
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if new_session && libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes ownership of descriptor 3 as handed over by [`pass_fd3`].
+pub fn take_fd3() -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only inspects the descriptor.
+    if unsafe { libc::fcntl(3, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd 3 is open (checked above) and, by the process's contract with its
+    // parent, owned by nobody else in this process.
+    let fd = unsafe { OwnedFd::from_raw_fd(3) };
+    set_cloexec(&fd)?;
+    Ok(fd)
+}
+
+/// Sets FD_CLOEXEC on `fd`.
+pub fn set_cloexec(fd: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_SETFD on a descriptor we hold.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A sealed, read-only in-memory copy of this executable.
+///
+/// The helper that clones container processes runs from it, so no container
+/// process can ever reach a writable handle on the host's shim binary
+/// (CVE-2019-5736). Made once per shim, off the request path where possible.
+pub fn sealed_self_copy() -> io::Result<File> {
+    let name = c"berth-helper";
+    // SAFETY: memfd_create with a valid C string and flags.
+    let raw =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a new descriptor that we alone own.
+    let mut memfd = unsafe { File::from_raw_fd(raw) };
+    let mut exe = File::open("/proc/self/exe")?;
+    io::copy(&mut exe, &mut memfd)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl F_ADD_SEALS on our memfd.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(memfd)
+}
+
+/// Ignores SIGPIPE so that a vanished FIFO reader is an EPIPE error, not death.
+pub fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN for SIGPIPE has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Descriptor `fd`, borrowed for the rest of the process's life.
+///
+/// Only for the report descriptor, which the process holds until exec or exit.
+pub fn report_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: callers pass a descriptor that stays open for the process's life
+    // (the helper's report pipe, closed only by exec).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}

@@ -1,0 +1,21 @@
+//! Types shared by berth's crates: validated ids, lifecycle events, exit statuses,
+//! statistics, process summaries and resource updates. Nothing here touches the OS,
+//! so the same types serve the Linux shim, the Windows HCS client and the CLI.
+
+#![deny(unsafe_code)]
+
+mod event;
+mod id;
+mod resources;
+mod stats;
+mod status;
+pub mod wire;
+
+pub use event::{Event, EventKind};
+pub use id::{ContainerId, IdError, ProcessId, INIT_PROCESS_ID};
+pub use resources::Resources;
+pub use stats::{
+    BlockIoStats, CpuStats, MemoryStats, NetworkStats, PidsStats, ProcessSummary, Stats,
+};
+pub use status::{ContainerStatus, ExitStatus, UNKNOWN_EXIT_CODE};
+pub use wire::{WireError, WireErrorKind};

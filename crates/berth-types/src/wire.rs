@@ -1,0 +1,59 @@
+//! The typed error detail that crosses the shim boundary inside a ttrpc status, so
+//! that callers branch on a kind and an exit code, never on message text.
+
+use serde::{Deserialize, Serialize};
+
+/// `type_url` of the `Any` in a ttrpc status's details that carries a [`WireError`].
+pub const WIRE_ERROR_TYPE_URL: &str = "type.berth.dev/berth.WireError";
+
+/// What kind of failure a shim reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireErrorKind {
+    /// The request was malformed or the spec invalid.
+    InvalidArgument,
+    /// The container or process does not exist.
+    NotFound,
+    /// It exists already.
+    AlreadyExists,
+    /// The operation does not fit the current state (exec into a stopped container).
+    FailedPrecondition,
+    /// The command to run was not found (exit code 127).
+    CommandNotFound,
+    /// The command exists but cannot be executed (exit code 126).
+    CommandNotExecutable,
+    /// The operation is not implemented by this shim.
+    Unimplemented,
+    /// Anything else.
+    Internal,
+}
+
+/// A shim's failure: kind, the step that failed, and the cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    /// What kind of failure.
+    pub kind: WireErrorKind,
+    /// The step that failed (`start helper`, `create container`, ...).
+    pub step: String,
+    /// The cause, for people.
+    pub message: String,
+}
+
+impl WireError {
+    /// A new wire error.
+    pub fn new(kind: WireErrorKind, step: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            step: step.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.message)
+    }
+}
+
+impl std::error::Error for WireError {}

@@ -1,0 +1,23 @@
+//! berth: a container supervisor library, Docker's `libcontainerd` in Rust.
+//!
+//! An engine embeds [`Client`] to create and start containers from OCI runtime
+//! specs, signal, wait for and delete them, and receive every state change in order
+//! through an [`EventSink`]. On Linux each container has a shim
+//! (`containerd-shim-berth-v1`) that holds its stdio and exit codes, so containers
+//! outlive the engine.
+
+#![deny(unsafe_code)]
+
+mod client;
+mod error;
+mod platform;
+pub mod rootfs;
+pub mod spec;
+mod types;
+
+pub use berth_types as types_shared;
+pub use berth_types::{ContainerId, ContainerStatus, Event, EventKind, ExitStatus, ProcessId};
+pub use client::{Client, Created};
+pub use error::{Error, ErrorKind, Result};
+pub use platform::Config;
+pub use types::{ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest};

@@ -1,0 +1,617 @@
+//! Linux: one shim per container (containerd shim v2 over ttrpc), FIFOs for stdio,
+//! the event journal followed from a cursor.
+
+mod journal;
+mod paths;
+mod record;
+mod shim;
+mod stdio;
+
+use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_types::{ContainerId, ContainerStatus, Event, EventKind, ExitStatus, ProcessId};
+use chrono::{DateTime, TimeZone, Utc};
+use containerd_shim_protos::api;
+use oci_spec::runtime::Spec;
+
+use self::journal::Follower;
+pub use self::paths::Roots;
+use self::shim::{ctx, map_err, Launch, Shim, QUICK};
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::{ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest};
+
+/// How long a shim may take to go away after Shutdown.
+const SHIM_EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Settings of the Linux platform.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Runtime state root (`/run/berth`).
+    pub root: PathBuf,
+    /// Data root (`/var/lib/berth`).
+    pub data_root: PathBuf,
+    /// The shim binary.
+    pub shim_binary: PathBuf,
+}
+
+/// The Linux platform behind [`crate::Client`].
+pub struct Platform {
+    roots: Roots,
+    launch: Launch,
+    sink: Arc<dyn EventSink>,
+    followers: Mutex<HashMap<ContainerId, Follower>>,
+    shims: Mutex<HashMap<ContainerId, Shim>>,
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    id: &'a ContainerId,
+    step: &str,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    let step = step.to_owned();
+    move |e| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+            _ => ErrorKind::Internal,
+        };
+        Error::new(op, id.as_str(), kind, step, e)
+    }
+}
+
+fn ts(
+    t: &protobuf::MessageField<protobuf::well_known_types::timestamp::Timestamp>,
+) -> DateTime<Utc> {
+    t.as_ref()
+        .and_then(|t| Utc.timestamp_opt(t.seconds, t.nanos.max(0) as u32).single())
+        .unwrap_or_else(Utc::now)
+}
+
+fn mkdir_private(path: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+impl Platform {
+    /// A platform over the given roots.
+    pub fn new(config: Config, sink: Arc<dyn EventSink>) -> Self {
+        let roots = Roots {
+            state: config.root,
+            data: config.data_root,
+        };
+        Self {
+            launch: Launch {
+                binary: config.shim_binary,
+                runtime_root: roots.runtime_root(),
+            },
+            roots,
+            sink,
+            followers: Mutex::new(HashMap::new()),
+            shims: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn shim(&self, op: &'static str, id: &ContainerId) -> Result<Shim> {
+        if let Some(s) = self.shims.lock().unwrap().get(id) {
+            return Ok(s.clone());
+        }
+        let sock = paths::socket(&self.roots.state_dir(id));
+        let s = Shim::connect(&sock).map_err(|e| {
+            Error::new(
+                op,
+                id.as_str(),
+                ErrorKind::ShimUnavailable,
+                "connect to shim",
+                e,
+            )
+        })?;
+        self.shims.lock().unwrap().insert(id.clone(), s.clone());
+        Ok(s)
+    }
+
+    fn record(&self, op: &'static str, id: &ContainerId) -> Result<record::Record> {
+        record::read(&self.roots.data_dir(id)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::new(
+                op,
+                id.as_str(),
+                ErrorKind::NotFound,
+                "find container",
+                "no such container",
+            ),
+            _ => Error::new(op, id.as_str(), ErrorKind::Internal, "read record", e),
+        })
+    }
+
+    /// Creates and starts `id`'s init process.
+    pub async fn create(
+        &self,
+        id: &ContainerId,
+        spec: &Spec,
+        opts: &CreateOptions,
+        stdio: StdioRequest,
+    ) -> Result<(u32, ProcessIo)> {
+        const OP: &str = "create";
+        let state_dir = self.roots.state_dir(id);
+        let data_dir = self.roots.data_dir(id);
+        mkdir_private(&self.roots.state).map_err(io_err(OP, id, "create state root"))?;
+        mkdir_private(&self.roots.containers_dir()).map_err(io_err(OP, id, "create data root"))?;
+        if data_dir.exists() {
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::AlreadyExists,
+                "reserve name",
+                "the name is already in use",
+            ));
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(&state_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::AlreadyExists,
+                    "reserve name",
+                    "the name is already in use",
+                ));
+            }
+            Err(e) => return Err(io_err(OP, id, "create state dir")(e)),
+        }
+        match self
+            .create_steps(id, spec, opts, stdio, &state_dir, &data_dir)
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::debug!(container_id = %id, error = %e, "create failed; cleaning up");
+                self.teardown(id, &state_dir, &data_dir).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_steps(
+        &self,
+        id: &ContainerId,
+        spec: &Spec,
+        opts: &CreateOptions,
+        stdio: StdioRequest,
+        state_dir: &Path,
+        data_dir: &Path,
+    ) -> Result<(u32, ProcessIo)> {
+        const OP: &str = "create";
+        if stdio.terminal {
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::Unsupported,
+                "set up terminal",
+                "terminals are not supported yet",
+            ));
+        }
+        // The bundle as run: the spec with an absolute root path.
+        let mut spec = spec.clone();
+        if opts.default_rootfs {
+            let dir = state_dir.join("rootfs");
+            let hostname = spec.hostname().clone().unwrap_or_else(|| id.to_string());
+            let binds = crate::rootfs::prepare_default(&dir, &hostname).map_err(io_err(
+                OP,
+                id,
+                "prepare default root filesystem",
+            ))?;
+            let mut mounts = spec.mounts().clone().unwrap_or_default();
+            mounts.extend(binds);
+            spec.set_mounts(Some(mounts));
+            let mut root = spec.root().clone().unwrap_or_default();
+            root.set_path(dir);
+            spec.set_root(Some(root));
+        }
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| {
+                Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::InvalidArgument,
+                    "check spec",
+                    "the spec has no root",
+                )
+            })?
+            .clone();
+        let root_path = match (&opts.bundle_dir, root.path().is_absolute()) {
+            (_, true) => root.path().clone(),
+            (Some(b), false) => b.join(root.path()),
+            (None, false) => {
+                return Err(Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::InvalidArgument,
+                    "check spec",
+                    "root.path is relative and no bundle dir was given",
+                ));
+            }
+        };
+        let root_path = std::fs::canonicalize(&root_path).map_err(|e| {
+            Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::InvalidArgument,
+                "check root filesystem",
+                format!("{}: {e}", root_path.display()),
+            )
+        })?;
+        if !root_path.is_dir() {
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::InvalidArgument,
+                "check root filesystem",
+                format!("{} is not a directory", root_path.display()),
+            ));
+        }
+        let mut new_root = root.clone();
+        new_root.set_path(root_path.clone());
+        spec.set_root(Some(new_root));
+        if let Some(user) = &opts.user {
+            let (uid, gid, gids) = crate::spec::user::resolve(&root_path, user).map_err(|e| {
+                Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::InvalidArgument,
+                    "resolve user",
+                    e,
+                )
+            })?;
+            let mut process = spec.process().clone().unwrap_or_default();
+            let mut u = process.user().clone();
+            u.set_uid(uid);
+            u.set_gid(gid);
+            u.set_additional_gids((!gids.is_empty()).then_some(gids));
+            process.set_user(u);
+            spec.set_process(Some(process));
+        }
+        let bundle = paths::bundle_dir(state_dir);
+        mkdir_private(&bundle).map_err(io_err(OP, id, "write bundle"))?;
+        spec.save(bundle.join("config.json"))
+            .map_err(|e| Error::new(OP, id.as_str(), ErrorKind::Internal, "write bundle", e))?;
+
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default();
+        mkdir_private(data_dir).map_err(io_err(OP, id, "write record"))?;
+        let rec = record::Record {
+            id: id.clone(),
+            created: Utc::now(),
+            bundle: opts.bundle_dir.clone().unwrap_or_else(|| bundle.clone()),
+            image: opts.image.clone(),
+            args,
+            spec: serde_json::to_value(&spec).unwrap_or_default(),
+            started_at: None,
+        };
+        record::write(data_dir, &rec).map_err(io_err(OP, id, "write record"))?;
+
+        let (fifo_paths, io) =
+            stdio::make(state_dir, "init", stdio).map_err(io_err(OP, id, "make stdio fifos"))?;
+        let sock = self
+            .launch
+            .start(id, state_dir, data_dir, &bundle)
+            .await
+            .map_err(|e| {
+                Error::new(OP, id.as_str(), ErrorKind::ShimUnavailable, "start shim", e)
+            })?;
+        let shim = Shim::connect(&sock).map_err(|e| {
+            Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::ShimUnavailable,
+                "connect to shim",
+                e,
+            )
+        })?;
+        self.shims.lock().unwrap().insert(id.clone(), shim.clone());
+        let mut follower = Follower::start(paths::journal(state_dir), 0, self.sink.clone());
+
+        let mut req = api::CreateTaskRequest::new();
+        req.id = id.to_string();
+        req.bundle = bundle.to_string_lossy().into_owned();
+        req.stdin = fifo_paths.stdin;
+        req.stdout = fifo_paths.stdout;
+        req.stderr = fifo_paths.stderr;
+        req.terminal = stdio.terminal;
+        let pid = shim
+            .call(move |t| t.create(ctx(Some(QUICK)), &req))
+            .await
+            .map_err(|e| map_err(OP, id, "create container", e))?
+            .pid;
+        let mut req = api::StartRequest::new();
+        req.id = id.to_string();
+        shim.call(move |t| t.start(ctx(Some(QUICK)), &req))
+            .await
+            .map_err(|e| map_err(OP, id, "start container", e))?;
+        let mut rec = rec;
+        rec.started_at = Some(Utc::now());
+        let _ = record::write(data_dir, &rec);
+        follower
+            .wait_for(|e| {
+                e.kind == EventKind::Start && e.process_id.as_ref().is_none_or(ProcessId::is_init)
+            })
+            .await;
+        self.followers.lock().unwrap().insert(id.clone(), follower);
+        Ok((pid, io))
+    }
+
+    /// Removes everything of `id`: shim, container, state dir and record.
+    async fn teardown(&self, id: &ContainerId, state_dir: &Path, data_dir: &Path) {
+        self.followers.lock().unwrap().remove(id);
+        let shim = self.shims.lock().unwrap().remove(id);
+        if let Some(shim) = shim {
+            let mut req = api::DeleteRequest::new();
+            req.id = id.to_string();
+            let _ = shim.call(move |t| t.delete(ctx(Some(QUICK)), &req)).await;
+            let req = api::ShutdownRequest::new();
+            let _ = shim.call(move |t| t.shutdown(ctx(Some(QUICK)), &req)).await;
+        }
+        self.stop_shim(state_dir).await;
+        let _ = self.launch.cleanup(id, &paths::bundle_dir(state_dir)).await;
+        let _ = std::fs::remove_dir_all(state_dir);
+        let _ = std::fs::remove_dir_all(data_dir);
+    }
+
+    /// Waits for the shim of `state_dir` to exit; kills it if it lingers.
+    async fn stop_shim(&self, state_dir: &Path) {
+        let Some(pid) = std::fs::read_to_string(state_dir.join("shim.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + SHIM_EXIT_WAIT;
+        while process_alive(pid) {
+            if tokio::time::Instant::now() > deadline {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Sends `signal` to init; SIGKILL goes to every process of the container.
+    pub async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        const OP: &str = "signal";
+        let shim = self.shim(OP, id)?;
+        let mut req = api::KillRequest::new();
+        req.id = id.to_string();
+        req.signal = signal as u32;
+        req.all = signal == libc::SIGKILL;
+        shim.call(move |t| t.kill(ctx(Some(QUICK)), &req))
+            .await
+            .map_err(|e| map_err(OP, id, "kill", e))?;
+        Ok(())
+    }
+
+    /// Waits for `process` to exit.
+    pub async fn wait(&self, id: &ContainerId, process: &ProcessId) -> Result<ExitStatus> {
+        const OP: &str = "wait";
+        let shim = match self.shim(OP, id) {
+            Ok(s) => s,
+            Err(e) if e.kind == ErrorKind::ShimUnavailable && process.is_init() => {
+                self.record(OP, id)?;
+                return Ok(record::exit(&self.roots.data_dir(id))
+                    .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone")));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut req = api::WaitRequest::new();
+        req.id = id.to_string();
+        if !process.is_init() {
+            req.exec_id = process.to_string();
+        }
+        match shim.call(move |t| t.wait(ctx(None), &req)).await {
+            Ok(r) => {
+                let rec_exit = process
+                    .is_init()
+                    .then(|| record::exit(&self.roots.data_dir(id)))
+                    .flatten();
+                Ok(ExitStatus {
+                    code: r.exit_status as i32,
+                    exited_at: ts(&r.exited_at),
+                    oom_killed: rec_exit.is_some_and(|e| e.oom_killed),
+                    error: None,
+                })
+            }
+            Err(e) => {
+                let err = map_err(OP, id, "wait", e);
+                if err.kind == ErrorKind::ShimUnavailable && process.is_init() {
+                    return Ok(record::exit(&self.roots.data_dir(id))
+                        .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone")));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The container's state.
+    pub async fn state(&self, id: &ContainerId) -> Result<ContainerInfo> {
+        const OP: &str = "state";
+        let rec = self.record(OP, id)?;
+        let data_dir = self.roots.data_dir(id);
+        let mut info = ContainerInfo {
+            id: id.clone(),
+            status: ContainerStatus::Exited,
+            pid: None,
+            created: rec.created,
+            started_at: rec.started_at,
+            exit: None,
+            bundle: rec.bundle.clone(),
+            image: rec.image.clone(),
+            args: rec.args.clone(),
+        };
+        let answer = match self.shim(OP, id) {
+            Ok(shim) => {
+                let mut req = api::StateRequest::new();
+                req.id = id.to_string();
+                shim.call(move |t| t.state(ctx(Some(QUICK)), &req))
+                    .await
+                    .map_err(|e| map_err(OP, id, "state", e))
+            }
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(r) => {
+                info.status = match r.status.enum_value_or_default() {
+                    api::Status::CREATED => ContainerStatus::Created,
+                    api::Status::RUNNING => ContainerStatus::Running,
+                    api::Status::PAUSED | api::Status::PAUSING => ContainerStatus::Paused,
+                    api::Status::STOPPED => ContainerStatus::Exited,
+                    _ => ContainerStatus::Unknown,
+                };
+                if info.status == ContainerStatus::Exited {
+                    info.exit = Some(record::exit(&data_dir).unwrap_or(ExitStatus {
+                        code: r.exit_status as i32,
+                        exited_at: ts(&r.exited_at),
+                        oom_killed: false,
+                        error: None,
+                    }));
+                } else {
+                    info.pid = Some(r.pid);
+                }
+            }
+            Err(e) if e.kind == ErrorKind::ShimUnavailable => {
+                self.shims.lock().unwrap().remove(id);
+                info.exit = Some(
+                    record::exit(&data_dir)
+                        .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone")),
+                );
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(info)
+    }
+
+    /// Every container under the data root.
+    pub async fn list(&self) -> Result<Vec<ContainerInfo>> {
+        let mut out = Vec::new();
+        let Ok(dir) = std::fs::read_dir(self.roots.containers_dir()) else {
+            return Ok(out);
+        };
+        let mut ids: Vec<ContainerId> = dir
+            .flatten()
+            .filter_map(|e| ContainerId::new(e.file_name().to_string_lossy().into_owned()).ok())
+            .collect();
+        ids.sort();
+        for id in ids {
+            match self.state(&id).await {
+                Ok(info) => out.push(info),
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a stopped container and everything it left.
+    pub async fn delete(&self, id: &ContainerId) -> Result<ExitStatus> {
+        const OP: &str = "delete";
+        self.record(OP, id)?;
+        let state_dir = self.roots.state_dir(id);
+        let data_dir = self.roots.data_dir(id);
+        let mut exit = None;
+        match self.shim(OP, id) {
+            Ok(shim) => {
+                let mut req = api::DeleteRequest::new();
+                req.id = id.to_string();
+                match shim.call(move |t| t.delete(ctx(Some(QUICK)), &req)).await {
+                    Ok(r) => {
+                        exit = Some(ExitStatus {
+                            code: r.exit_status as i32,
+                            exited_at: ts(&r.exited_at),
+                            oom_killed: false,
+                            error: None,
+                        });
+                    }
+                    Err(e) => {
+                        let err = map_err(OP, id, "delete container", e);
+                        if err.kind != ErrorKind::ShimUnavailable {
+                            return Err(err);
+                        }
+                    }
+                }
+                let req = api::ShutdownRequest::new();
+                let _ = shim.call(move |t| t.shutdown(ctx(Some(QUICK)), &req)).await;
+            }
+            Err(e) if e.kind == ErrorKind::ShimUnavailable => {}
+            Err(e) => return Err(e),
+        }
+        self.shims.lock().unwrap().remove(id);
+        self.stop_shim(&state_dir).await;
+        let delivered = self
+            .followers
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|f| f.delivered.clone());
+        if let Some(mut rx) = delivered {
+            // Let the delete event reach the sink before the journal goes away.
+            let deleted = rx.wait_for(|h| h.iter().any(|e| e.kind == EventKind::Delete));
+            let _ = tokio::time::timeout(Duration::from_millis(500), deleted).await;
+        }
+        self.followers.lock().unwrap().remove(id);
+        self.launch
+            .cleanup(id, &paths::bundle_dir(&state_dir))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::Internal,
+                    "remove runtime state",
+                    e,
+                )
+            })?;
+        let exit = exit
+            .or_else(|| record::exit(&data_dir))
+            .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone"));
+        std::fs::remove_dir_all(&state_dir)
+            .or_else(ignore_missing)
+            .map_err(io_err(OP, id, "remove state dir"))?;
+        std::fs::remove_dir_all(&data_dir)
+            .or_else(ignore_missing)
+            .map_err(io_err(OP, id, "remove record"))?;
+        Ok(exit)
+    }
+
+    /// Every event recorded for `id` so far.
+    pub fn events(&self, id: &ContainerId) -> Vec<Event> {
+        journal::read_all(&paths::journal(&self.roots.state_dir(id)))
+    }
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,161 @@
+//! Talking to a container's shim: launching it by the runtime v2 `start` contract
+//! and calling its Task service. ttrpc calls block, so they run on tokio's blocking
+//! pool; wire errors become [`Error`]s here and nowhere else.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_types::wire::WIRE_ERROR_TYPE_URL;
+use berth_types::{ContainerId, WireError};
+use containerd_shim_protos::shim_sync::TaskClient;
+
+use crate::error::{Error, ErrorKind};
+
+/// Env vars the shim reads (see berth-shim's `args`).
+const ENV_STATE_DIR: &str = "BERTH_SHIM_STATE_DIR";
+const ENV_DATA_DIR: &str = "BERTH_SHIM_DATA_DIR";
+const ENV_RUNTIME_ROOT: &str = "BERTH_SHIM_RUNTIME_ROOT";
+
+/// Timeout of calls that should answer at once.
+pub const QUICK: Duration = Duration::from_secs(30);
+
+/// Converts a ttrpc failure into the Client's error.
+pub fn map_err(op: &'static str, id: &ContainerId, step: &str, e: ttrpc::Error) -> Error {
+    if let ttrpc::Error::RpcStatus(status) = &e {
+        if let Some(any) = status
+            .details
+            .iter()
+            .find(|a| a.type_url == WIRE_ERROR_TYPE_URL)
+        {
+            if let Ok(w) = serde_json::from_slice::<WireError>(&any.value) {
+                return Error::from_wire(op, id.as_str(), w);
+            }
+        }
+        let kind = match status.code() {
+            ttrpc::Code::NOT_FOUND => ErrorKind::NotFound,
+            ttrpc::Code::UNIMPLEMENTED => ErrorKind::Unsupported,
+            ttrpc::Code::INVALID_ARGUMENT => ErrorKind::InvalidArgument,
+            ttrpc::Code::FAILED_PRECONDITION => ErrorKind::FailedPrecondition,
+            ttrpc::Code::ALREADY_EXISTS => ErrorKind::AlreadyExists,
+            _ => ErrorKind::Internal,
+        };
+        return Error::new(op, id.as_str(), kind, step, status.message());
+    }
+    Error::new(op, id.as_str(), ErrorKind::ShimUnavailable, step, e)
+}
+
+/// A connection to one shim.
+#[derive(Clone)]
+pub struct Shim {
+    pub task: TaskClient,
+}
+
+impl Shim {
+    /// Connects to the shim listening at `socket`.
+    pub fn connect(socket: &Path) -> std::io::Result<Self> {
+        // ttrpc's connect blocks forever on a socket nobody accepts on; check first.
+        std::os::unix::net::UnixStream::connect(socket)?;
+        let client = ttrpc::Client::connect(&format!("unix://{}", socket.display()))
+            .map_err(std::io::Error::other)?;
+        Ok(Self {
+            task: TaskClient::new(client),
+        })
+    }
+
+    /// Runs a blocking call on tokio's blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> std::result::Result<T, ttrpc::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TaskClient) -> std::result::Result<T, ttrpc::Error> + Send + 'static,
+    {
+        let task = self.task.clone();
+        tokio::task::spawn_blocking(move || f(&task))
+            .await
+            .unwrap_or_else(|e| Err(ttrpc::Error::Others(format!("call panicked: {e}"))))
+    }
+}
+
+/// A context whose deadline is `d` from now.
+pub fn ctx(d: Option<Duration>) -> ttrpc::context::Context {
+    match d {
+        Some(d) => ttrpc::context::with_timeout(d.as_nanos() as i64),
+        None => ttrpc::context::Context::default(),
+    }
+}
+
+/// Where to launch the shim from.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub binary: PathBuf,
+    pub runtime_root: PathBuf,
+}
+
+impl Launch {
+    /// Starts a shim for `id` by the runtime v2 `start` contract and returns its socket.
+    pub async fn start(
+        &self,
+        id: &ContainerId,
+        state_dir: &Path,
+        data_dir: &Path,
+        bundle: &Path,
+    ) -> std::io::Result<PathBuf> {
+        let out = tokio::process::Command::new(&self.binary)
+            .args([
+                "-namespace",
+                "berth",
+                "-id",
+                id.as_str(),
+                "-address",
+                "",
+                "start",
+            ])
+            .current_dir(bundle)
+            .env(ENV_STATE_DIR, state_dir)
+            .env(ENV_DATA_DIR, data_dir)
+            .env(ENV_RUNTIME_ROOT, &self.runtime_root)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "{} start: {}",
+                self.binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(PathBuf::from(addr.strip_prefix("unix://").unwrap_or(&addr)))
+    }
+
+    /// Runs the shim's `delete` contract: kills what is left of a container whose
+    /// shim is gone and removes its runtime state.
+    pub async fn cleanup(&self, id: &ContainerId, bundle: &Path) -> std::io::Result<()> {
+        let dir = if bundle.is_dir() {
+            bundle.to_path_buf()
+        } else {
+            PathBuf::from("/")
+        };
+        let out = tokio::process::Command::new(&self.binary)
+            .args([
+                "-namespace",
+                "berth",
+                "-id",
+                id.as_str(),
+                "-address",
+                "",
+                "delete",
+            ])
+            .current_dir(dir)
+            .env(ENV_RUNTIME_ROOT, &self.runtime_root)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            ))
+        }
+    }
+}
