@@ -2,12 +2,16 @@
 
 use std::sync::Arc;
 
-use berth_types::{ContainerId, Event, ExitStatus, ProcessId};
+use std::path::Path;
+
+use berth_types::{ContainerId, Event, ExitStatus, ProcessId, ProcessSummary, Resources, Stats};
 use oci_spec::runtime::Spec;
 
 use crate::error::Result;
 use crate::platform::{Config, Platform};
-use crate::types::{ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest};
+use crate::types::{
+    CheckpointInfo, ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest,
+};
 
 /// Creates, runs, observes and removes containers; delivers their events to the
 /// engine's sink, per container in order.
@@ -77,5 +81,113 @@ impl Client {
     /// The events recorded for `id` so far, in order.
     pub fn events(&self, id: &ContainerId) -> Vec<Event> {
         self.platform.events(id)
+    }
+
+    /// Starts another process in the container (the reference's AddProcess).
+    /// Unset fields of `process` come from init's. Returns its host pid.
+    pub async fn exec(
+        &self,
+        id: &ContainerId,
+        process_id: &ProcessId,
+        process: &oci_spec::runtime::Process,
+        stdio: StdioRequest,
+    ) -> Result<Created> {
+        let (pid, io) = self.platform.exec(id, process_id, process, stdio).await?;
+        Ok(Created { pid, io })
+    }
+
+    /// Sends `signal` to one process of the container.
+    pub async fn signal_process(
+        &self,
+        id: &ContainerId,
+        process_id: &ProcessId,
+        signal: i32,
+    ) -> Result<()> {
+        self.platform.signal_process(id, process_id, signal).await
+    }
+
+    /// Resizes a process's terminal.
+    pub async fn resize(
+        &self,
+        id: &ContainerId,
+        process_id: &ProcessId,
+        width: u32,
+        height: u32,
+    ) -> Result<()> {
+        self.platform.resize(id, process_id, width, height).await
+    }
+
+    /// Closes a process's stdin (once; a no-op after it exited).
+    pub async fn close_stdin(&self, id: &ContainerId, process_id: &ProcessId) -> Result<()> {
+        self.platform.close_stdin(id, process_id).await
+    }
+
+    /// Freezes every process of the container; the paused event has reached the
+    /// sink when this returns.
+    pub async fn pause(&self, id: &ContainerId) -> Result<()> {
+        self.platform.pause(id).await
+    }
+
+    /// Thaws the container; the resumed event has reached the sink when this returns.
+    pub async fn resume(&self, id: &ContainerId) -> Result<()> {
+        self.platform.resume(id).await
+    }
+
+    /// A sample of the container's resource use.
+    pub async fn stats(&self, id: &ContainerId) -> Result<Stats> {
+        self.platform.stats(id).await
+    }
+
+    /// Host pids of every process of the container.
+    pub async fn pids(&self, id: &ContainerId) -> Result<Vec<u32>> {
+        self.platform.pids(id).await
+    }
+
+    /// Every process of the container with user, CPU time, memory and command.
+    pub async fn summary(&self, id: &ContainerId) -> Result<Vec<ProcessSummary>> {
+        self.platform.summary(id).await
+    }
+
+    /// Changes resource limits of a running container.
+    pub async fn update_resources(&self, id: &ContainerId, resources: &Resources) -> Result<()> {
+        self.platform.update_resources(id, resources).await
+    }
+
+    /// Writes a checkpoint `name` of the container under `dir`; stops it if `exit`.
+    pub async fn checkpoint(
+        &self,
+        id: &ContainerId,
+        name: &str,
+        dir: Option<&Path>,
+        exit: bool,
+    ) -> Result<()> {
+        self.platform.checkpoint(id, name, dir, exit).await
+    }
+
+    /// The container's checkpoints under `dir`.
+    pub async fn list_checkpoints(
+        &self,
+        id: &ContainerId,
+        dir: Option<&Path>,
+    ) -> Result<Vec<CheckpointInfo>> {
+        self.platform.list_checkpoints(id, dir).await
+    }
+
+    /// Removes checkpoint `name`.
+    pub async fn delete_checkpoint(
+        &self,
+        id: &ContainerId,
+        name: &str,
+        dir: Option<&Path>,
+    ) -> Result<()> {
+        self.platform.delete_checkpoint(id, name, dir).await
+    }
+
+    /// Reattaches to a container after an engine restart: a running one gets its
+    /// stdio back and keeps delivering events; one that exited meanwhile reports
+    /// its exit.
+    pub async fn restore(&self, id: &ContainerId, stdio: StdioRequest) -> Result<Created> {
+        let (pid, io) = self.platform.restore(id, stdio).await?;
+        Ok(Created { pid, io })
     }
 }

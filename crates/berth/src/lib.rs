@@ -16,8 +16,11 @@ pub mod spec;
 mod types;
 
 pub use berth_types as types_shared;
-pub use berth_types::{ContainerId, ContainerStatus, Event, EventKind, ExitStatus, ProcessId};
+pub use berth_types::{
+    ContainerId, ContainerStatus, Event, EventKind, ExitStatus, ProcessId, ProcessSummary,
+    Resources, Stats,
+};
 pub use client::{Client, Created};
 pub use error::{Error, ErrorKind, Result};
 pub use platform::Config;
-pub use types::{ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest};
+pub use types::{CheckpointInfo, ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest};

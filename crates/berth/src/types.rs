@@ -92,3 +92,14 @@ pub struct ContainerInfo {
     /// Init's command line.
     pub args: Vec<String>,
 }
+
+/// One checkpoint of a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Its name.
+    pub name: String,
+    /// When it was written.
+    pub created: DateTime<Utc>,
+    /// Where it lives.
+    pub path: PathBuf,
+}

@@ -592,6 +592,84 @@ impl Platform {
         Ok(exit)
     }
 
+    fn unsupported<T>(op: &'static str, id: &ContainerId) -> Result<T> {
+        Err(Error::new(
+            op,
+            id.as_str(),
+            ErrorKind::Unsupported,
+            op,
+            "not implemented on Linux yet",
+        ))
+    }
+
+    pub async fn exec(
+        &self,
+        id: &ContainerId,
+        _p: &ProcessId,
+        _proc: &oci_spec::runtime::Process,
+        _s: StdioRequest,
+    ) -> Result<(u32, ProcessIo)> {
+        Self::unsupported("exec", id)
+    }
+    pub async fn signal_process(&self, id: &ContainerId, _p: &ProcessId, _sig: i32) -> Result<()> {
+        Self::unsupported("signal", id)
+    }
+    pub async fn resize(&self, id: &ContainerId, _p: &ProcessId, _w: u32, _h: u32) -> Result<()> {
+        Self::unsupported("resize", id)
+    }
+    pub async fn close_stdin(&self, id: &ContainerId, _p: &ProcessId) -> Result<()> {
+        Self::unsupported("close-stdin", id)
+    }
+    pub async fn pause(&self, id: &ContainerId) -> Result<()> {
+        Self::unsupported("pause", id)
+    }
+    pub async fn resume(&self, id: &ContainerId) -> Result<()> {
+        Self::unsupported("resume", id)
+    }
+    pub async fn stats(&self, id: &ContainerId) -> Result<berth_types::Stats> {
+        Self::unsupported("stats", id)
+    }
+    pub async fn pids(&self, id: &ContainerId) -> Result<Vec<u32>> {
+        Self::unsupported("pids", id)
+    }
+    pub async fn summary(&self, id: &ContainerId) -> Result<Vec<berth_types::ProcessSummary>> {
+        Self::unsupported("top", id)
+    }
+    pub async fn update_resources(
+        &self,
+        id: &ContainerId,
+        _r: &berth_types::Resources,
+    ) -> Result<()> {
+        Self::unsupported("update", id)
+    }
+    pub async fn checkpoint(
+        &self,
+        id: &ContainerId,
+        _name: &str,
+        _dir: Option<&Path>,
+        _exit: bool,
+    ) -> Result<()> {
+        Self::unsupported("checkpoint", id)
+    }
+    pub async fn list_checkpoints(
+        &self,
+        id: &ContainerId,
+        _dir: Option<&Path>,
+    ) -> Result<Vec<crate::types::CheckpointInfo>> {
+        Self::unsupported("checkpoint ls", id)
+    }
+    pub async fn delete_checkpoint(
+        &self,
+        id: &ContainerId,
+        _name: &str,
+        _dir: Option<&Path>,
+    ) -> Result<()> {
+        Self::unsupported("checkpoint rm", id)
+    }
+    pub async fn restore(&self, id: &ContainerId, _s: StdioRequest) -> Result<(u32, ProcessIo)> {
+        Self::unsupported("restore", id)
+    }
+
     /// Every event recorded for `id` so far.
     pub fn events(&self, id: &ContainerId) -> Vec<Event> {
         journal::read_all(&paths::journal(&self.roots.state_dir(id)))
