@@ -40,11 +40,16 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Send a signal to a container's init.
+    /// Run another process in a running container.
+    Exec(ExecArgs),
+    /// Send a signal to a container's init (or one of its processes).
     Kill {
         /// Signal name or number.
         #[arg(short, long, default_value = "KILL")]
         signal: String,
+        /// Signal this process of the container instead of init.
+        #[arg(long)]
+        process_id: Option<String>,
         name: String,
     },
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
@@ -155,5 +160,35 @@ pub struct RunArgs {
     pub stop_timeout: Option<u64>,
     /// IMAGE and/or `-- CMD [ARG...]`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open and forward it.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Run in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Environment variables K=V, added to the container's.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory (must exist).
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// USER[:GROUP], names or numeric ids.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// The process's id within the container (default: a random one).
+    #[arg(long)]
+    pub process_id: Option<String>,
+    /// The container.
+    pub name: String,
+    /// `-- CMD [ARG...]`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
 }

@@ -1,6 +1,7 @@
 //! One function per verb; each maps its outcome to the exit codes of CLI.md.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use berth::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cli::{Cli, Command, PsArgs, RunArgs};
-use crate::{names, output};
+use crate::cli::{Cli, Command, ExecArgs, PsArgs, RunArgs};
+use crate::{names, output, term};
 
 /// Exit code of berth's own failures before the process ran.
 const EXIT_BERTH: u8 = 125;
@@ -74,7 +75,16 @@ pub async fn dispatch(cli: Cli) -> u8 {
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             code
         }
-        Command::Kill { signal, name } => exit_of("kill", name, kill(&cli, &c, name, signal).await),
+        Command::Exec(args) => exec(&cli, &c, args).await,
+        Command::Kill {
+            signal,
+            process_id,
+            name,
+        } => exit_of(
+            "kill",
+            name,
+            kill(&cli, &c, name, signal, process_id.as_deref()).await,
+        ),
         Command::Stop { time, names } => {
             let mut code = 0;
             for name in names {
@@ -261,26 +271,21 @@ async fn run(c: &Client, a: &RunArgs) -> u8 {
         );
         return EXIT_BERTH;
     }
-    if a.tty {
-        report(
-            "run",
-            id.as_str(),
-            &"set up terminal: -t is not supported yet",
-        );
-        return EXIT_BERTH;
-    }
-    let (spec, options) = match build_spec(&id, a, command) {
+    let (mut spec, options) = match build_spec(&id, a, command) {
         Ok(s) => s,
         Err(e) => {
             report("run", id.as_str(), &format!("{e:#}"));
             return EXIT_BERTH;
         }
     };
+    if a.tty {
+        set_console_size(&mut spec);
+    }
     let stdio = StdioRequest {
         stdin: a.interactive && !a.detach,
         stdout: !a.detach,
         stderr: !a.detach,
-        terminal: false,
+        terminal: a.tty,
     };
     let created = match c.create(&id, &spec, &options, stdio).await {
         Ok(c) => c,
@@ -293,44 +298,7 @@ async fn run(c: &Client, a: &RunArgs) -> u8 {
         println!("{id}");
         return 0;
     }
-    let mut io = created.io;
-    let out = io
-        .stdout
-        .take()
-        .map(|r| tokio::spawn(pump(r, tokio::io::stdout())));
-    let err = io
-        .stderr
-        .take()
-        .map(|r| tokio::spawn(pump(r, tokio::io::stderr())));
-    if let Some(mut w) = io.stdin.take() {
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let _ = tokio::io::copy(&mut stdin, &mut w).await;
-            // Dropping the writer closes the FIFO: the container sees EOF.
-        });
-    }
-    let waited = {
-        let init = ProcessId::init();
-        let wait = c.wait(&id, &init);
-        tokio::pin!(wait);
-        let mut signals = forwarded_signals();
-        loop {
-            tokio::select! {
-                r = &mut wait => break r,
-                Some(sig) = next_signal(&mut signals) => { let _ = c.signal(&id, sig).await; }
-            }
-        }
-    };
-    for t in [out, err].into_iter().flatten() {
-        let _ = t.await;
-    }
-    let code = match waited {
-        Ok(exit) => exit.code,
-        Err(e) => {
-            report_berth("run", &e);
-            EXIT_BERTH as i32
-        }
-    };
+    let code = attach(c, &id, &ProcessId::init(), created.io, a.tty).await;
     if a.rm {
         if let Err(e) = c.delete(&id).await {
             report_berth("run", &e);
@@ -346,6 +314,190 @@ fn image_and_cmd(image: &[String], cmd: &[String]) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Streams a process's stdio to and from this terminal until it exits, and returns
+/// its exit code. With a terminal: raw mode (always restored), SIGWINCH becomes a
+/// resize, Ctrl-C is a byte. Without: SIGINT, SIGTERM, ... are forwarded.
+async fn attach(
+    c: &Client,
+    id: &ContainerId,
+    process: &ProcessId,
+    mut io: berth::ProcessIo,
+    tty: bool,
+) -> i32 {
+    let raw = if tty {
+        term::RawMode::enable(std::io::stdin().as_fd())
+    } else {
+        None
+    };
+    let out = io
+        .stdout
+        .take()
+        .map(|r| tokio::spawn(pump(r, tokio::io::stdout())));
+    let err = io
+        .stderr
+        .take()
+        .map(|r| tokio::spawn(pump(r, tokio::io::stderr())));
+    if let Some(mut w) = io.stdin.take() {
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let _ = tokio::io::copy(&mut stdin, &mut w).await;
+            // Dropping the writer closes the FIFO: the process sees EOF.
+        });
+    }
+    if tty {
+        if let Some((w, h)) = term::size(std::io::stdin()) {
+            let _ = c.resize(id, process, w.into(), h.into()).await;
+        }
+    }
+    let waited = {
+        let wait = c.wait(id, process);
+        tokio::pin!(wait);
+        let mut signals = if tty { Vec::new() } else { forwarded_signals() };
+        let mut winch = if tty {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
+        } else {
+            None
+        };
+        loop {
+            tokio::select! {
+                r = &mut wait => break r,
+                Some(sig) = next_signal(&mut signals) => {
+                    let _ = if process.is_init() { c.signal(id, sig).await } else { c.signal_process(id, process, sig).await };
+                }
+                Some(()) = async { match winch.as_mut() { Some(w) => w.recv().await, None => std::future::pending().await } } => {
+                    if let Some((w, h)) = term::size(std::io::stdin()) {
+                        let _ = c.resize(id, process, w.into(), h.into()).await;
+                    }
+                }
+            }
+        }
+    };
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.await;
+    }
+    drop(raw);
+    match waited {
+        Ok(exit) => exit.code,
+        Err(e) => {
+            report_berth("wait", &e);
+            EXIT_BERTH as i32
+        }
+    }
+}
+
+fn set_console_size(spec: &mut oci_spec::runtime::Spec) {
+    if let (Some(mut p), Some((w, h))) = (spec.process().clone(), term::size(std::io::stdin())) {
+        if let Ok(size) = oci_spec::runtime::BoxBuilder::default()
+            .width(w as u64)
+            .height(h as u64)
+            .build()
+        {
+            p.set_console_size(Some(size));
+            spec.set_process(Some(p));
+        }
+    }
+}
+
+async fn exec(cli: &Cli, c: &Client, a: &ExecArgs) -> u8 {
+    let id = match names::resolve(&cli.data_root, &a.name) {
+        Ok(id) => id,
+        Err(e) => {
+            report("exec", &a.name, &format!("{e:#}"));
+            return EXIT_BERTH;
+        }
+    };
+    let process_id = match &a.process_id {
+        Some(p) => ProcessId::new(p.clone()).map_err(|e| anyhow!("parse --process-id: {e}")),
+        None => ProcessId::new(format!("exec-{}", random_id())).map_err(|e| anyhow!("{e}")),
+    };
+    let built = process_id.and_then(|pid| exec_process(cli, &id, a).map(|p| (pid, p)));
+    let (process_id, process) = match built {
+        Ok(x) => x,
+        Err(e) => {
+            report("exec", id.as_str(), &format!("{e:#}"));
+            return EXIT_BERTH;
+        }
+    };
+    let stdio = StdioRequest {
+        stdin: a.interactive && !a.detach,
+        stdout: !a.detach,
+        stderr: !a.detach,
+        terminal: a.tty,
+    };
+    let created = match c.exec(&id, &process_id, &process, stdio).await {
+        Ok(c) => c,
+        Err(e) => {
+            report_berth("exec", &e);
+            return e.exit_code() as u8;
+        }
+    };
+    if a.detach {
+        return 0;
+    }
+    attach(c, &id, &process_id, created.io, a.tty)
+        .await
+        .clamp(0, 255) as u8
+}
+
+/// The process `berth exec` runs: the container's user, cwd and env unless the
+/// flags say otherwise.
+fn exec_process(cli: &Cli, id: &ContainerId, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    let bundle = cli
+        .root
+        .join(id.as_str())
+        .join("bundle")
+        .join("config.json");
+    let spec =
+        oci_spec::runtime::Spec::load(&bundle).map_err(|e| anyhow!("read container spec: {e}"))?;
+    let init = spec.process().clone().unwrap_or_default();
+    let mut p = oci_spec::runtime::Process::default();
+    p.set_args(Some(a.command.clone()));
+    p.set_user(init.user().clone());
+    p.set_cwd(PathBuf::new());
+    p.set_env(None);
+    p.set_capabilities(None);
+    p.set_rlimits(None);
+    p.set_no_new_privileges(None);
+    if let Some(w) = &a.workdir {
+        p.set_cwd(PathBuf::from(w));
+    }
+    if !a.env.is_empty() {
+        let mut env = init.env().clone().unwrap_or_default();
+        for e in &a.env {
+            let e = berth::spec::parse::parse_env(e).context("parse -e")?;
+            let key = e.split('=').next().unwrap_or_default().to_owned();
+            env.retain(|x| x.split('=').next() != Some(key.as_str()));
+            env.push(e);
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(u) = &a.user {
+        let root = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_default();
+        let (uid, gid, gids) = berth::spec::user::resolve(&root, u).context("resolve user")?;
+        let mut user = p.user().clone();
+        user.set_uid(uid);
+        user.set_gid(gid);
+        user.set_additional_gids((!gids.is_empty()).then_some(gids));
+        p.set_user(user);
+    }
+    if a.tty {
+        if let Some((w, h)) = term::size(std::io::stdin()) {
+            if let Ok(size) = oci_spec::runtime::BoxBuilder::default()
+                .width(w as u64)
+                .height(h as u64)
+                .build()
+            {
+                p.set_console_size(Some(size));
+            }
+        }
+    }
+    Ok(p)
 }
 
 async fn pump(mut r: tokio::net::unix::pipe::Receiver, mut w: impl tokio::io::AsyncWrite + Unpin) {
@@ -477,10 +629,22 @@ async fn inspect_one(cli: &Cli, c: &Client, name: &str) -> Result<serde_json::Va
     Ok(output::inspect(&info, spec.as_ref()))
 }
 
-async fn kill(cli: &Cli, c: &Client, name: &str, signal: &str) -> Result<()> {
+async fn kill(
+    cli: &Cli,
+    c: &Client,
+    name: &str,
+    signal: &str,
+    process_id: Option<&str>,
+) -> Result<()> {
     let id = names::resolve(&cli.data_root, name)?;
     let sig = berth::spec::parse::parse_signal(signal).context("parse signal")?;
-    c.signal(&id, sig).await?;
+    match process_id {
+        Some(p) => {
+            let p = ProcessId::new(p).map_err(|e| anyhow!("parse --process-id: {e}"))?;
+            c.signal_process(&id, &p, sig).await?;
+        }
+        None => c.signal(&id, sig).await?,
+    }
     Ok(())
 }
 

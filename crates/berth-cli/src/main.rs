@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod names;
 mod output;
+mod term;
 
 use std::process::ExitCode;
 

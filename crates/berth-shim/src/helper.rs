@@ -36,9 +36,18 @@ pub fn main(args: &[String]) -> ExitCode {
         Err(_) => return ExitCode::from(2),
     };
     let line = match args {
-        [verb, id, bundle, root] if verb == "create" => {
-            create(id, Path::new(bundle), Path::new(root))
-        }
+        [verb, id, bundle, root, console @ ..] if verb == "create" => create(
+            id,
+            Path::new(bundle),
+            Path::new(root),
+            console.first().map(PathBuf::from),
+        ),
+        [verb, id, root, process, console @ ..] if verb == "exec" => exec(
+            id,
+            Path::new(root),
+            Path::new(process),
+            console.first().map(PathBuf::from),
+        ),
         _ => Err((
             WireErrorKind::InvalidArgument,
             "parse helper arguments",
@@ -63,39 +72,69 @@ pub fn main(args: &[String]) -> ExitCode {
 
 type HelperError = (WireErrorKind, &'static str, String);
 
-fn create(id: &str, bundle: &Path, root: &Path) -> Result<i32, HelperError> {
-    let internal = |step: &'static str| {
-        move |e: libcontainer::error::LibcontainerError| {
-            (WireErrorKind::Internal, step, e.to_string())
+fn error_kind(e: &libcontainer::error::LibcontainerError) -> WireErrorKind {
+    use libcontainer::error::LibcontainerError as E;
+    match e {
+        E::InvalidInput(_) | E::InvalidID(_) | E::MissingSpec(_) | E::InvalidSpec(_) => {
+            WireErrorKind::InvalidArgument
         }
-    };
-    let container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+        E::Exist => WireErrorKind::AlreadyExists,
+        E::NoDirectory => WireErrorKind::NotFound,
+        _ => WireErrorKind::Internal,
+    }
+}
+
+fn builder(
+    id: &str,
+    root: &Path,
+    console: Option<PathBuf>,
+) -> Result<ContainerBuilder, HelperError> {
+    ContainerBuilder::new(id.to_owned(), SyscallType::default())
         .with_root_path(PathBuf::from(root))
-        .map_err(internal("prepare runtime root"))?
-        .with_executor(BerthExecutor)
+        .map_err(|e| {
+            (
+                WireErrorKind::Internal,
+                "prepare runtime root",
+                e.to_string(),
+            )
+        })
+        .map(|b| b.with_executor(BerthExecutor).with_console_socket(console))
+}
+
+fn create(
+    id: &str,
+    bundle: &Path,
+    root: &Path,
+    console: Option<PathBuf>,
+) -> Result<i32, HelperError> {
+    let container = builder(id, root, console)?
         .as_init(bundle)
         .with_systemd(false)
         .with_detach(true)
         .as_sibling(true)
         .build()
-        .map_err(|e| {
-            let kind = match &e {
-                libcontainer::error::LibcontainerError::InvalidInput(_)
-                | libcontainer::error::LibcontainerError::InvalidID(_)
-                | libcontainer::error::LibcontainerError::MissingSpec(_)
-                | libcontainer::error::LibcontainerError::InvalidSpec(_) => {
-                    WireErrorKind::InvalidArgument
-                }
-                libcontainer::error::LibcontainerError::Exist => WireErrorKind::AlreadyExists,
-                _ => WireErrorKind::Internal,
-            };
-            (kind, "create container", format!("{e:#}"))
-        })?;
+        .map_err(|e| (error_kind(&e), "create container", format!("{e:#}")))?;
     container.pid().map(|p| p.as_raw()).ok_or((
         WireErrorKind::Internal,
         "create container",
         "no pid recorded".into(),
     ))
+}
+
+fn exec(
+    id: &str,
+    root: &Path,
+    process: &Path,
+    console: Option<PathBuf>,
+) -> Result<i32, HelperError> {
+    let pid = builder(id, root, console)?
+        .as_tenant()
+        .with_process(Some(process))
+        .with_detach(true)
+        .as_sibling(true)
+        .build()
+        .map_err(|e| (error_kind(&e), "exec process", format!("{e:#}")))?;
+    Ok(pid.as_raw())
 }
 
 /// Runs the container's command; reports a command that cannot run on fd 3.
@@ -171,6 +210,18 @@ impl Executor for BerthExecutor {
 
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
+        // libcontainer ignores consoleSize; set it on the terminal before the
+        // command can read it, so no size is ever lost to a race.
+        if let Some(p) = spec
+            .process()
+            .as_ref()
+            .filter(|p| p.terminal() == Some(true))
+        {
+            if let Some(size) = p.console_size() {
+                let _ =
+                    sys::set_winsize(&std::io::stdin(), size.height() as u16, size.width() as u16);
+            }
+        }
         let cargs: Vec<std::ffi::CString> = args
             .iter()
             .map(|a| std::ffi::CString::new(a.as_bytes()))

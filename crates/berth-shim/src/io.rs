@@ -168,14 +168,97 @@ pub fn copy_out(
         .expect("spawn io thread");
 }
 
-/// Copies the caller's stdin FIFO into the process's stdin pipe; EOF on the FIFO
-/// closes the pipe, so the process sees EOF too.
-pub fn copy_in(mut fifo: File, mut dst: File) {
+/// Copies the caller's stdin FIFO into the process's stdin (pipe or terminal).
+/// EOF on the FIFO closes the pipe, so the process sees EOF too. The copy also
+/// stops, after forwarding what is already buffered, once `closer`'s other end is
+/// closed (CloseIO, or the process exited), so the thread never outlives its use.
+pub fn copy_in(fifo: File, mut dst: File, closer: OwnedFd) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
     thread::Builder::new()
         .name("io-stdin".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let _ = io::copy(&mut fifo, &mut dst);
+            let mut fifo = fifo;
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let (fifo_ready, closed) = {
+                    let mut fds = [
+                        PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+                        PollFd::new(closer.as_fd(), PollFlags::POLLIN),
+                    ];
+                    match poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) => {}
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(_) => return,
+                    }
+                    let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+                    (ready(&fds[0]), ready(&fds[1]))
+                };
+                if fifo_ready {
+                    match fifo.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if dst.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => return,
+                    }
+                }
+                if closed {
+                    return;
+                }
+            }
         })
         .expect("spawn io thread");
+}
+
+/// The console socket libcontainer sends a terminal's master to.
+pub struct ConsoleSocket {
+    path: std::path::PathBuf,
+    thread: thread::JoinHandle<io::Result<OwnedFd>>,
+}
+
+impl ConsoleSocket {
+    /// Listens at `path` and starts waiting for the master in the background.
+    pub fn bind(path: &Path) -> io::Result<Self> {
+        let _ = std::fs::remove_file(path);
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        let thread = thread::Builder::new()
+            .name("console".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let (conn, _) = listener.accept()?;
+                crate::sys::recv_fd(&conn)
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            thread,
+        })
+    }
+
+    /// The master, once the container process has sent it.
+    pub fn master(self) -> io::Result<File> {
+        let r = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("console thread panicked")));
+        let _ = std::fs::remove_file(&self.path);
+        r.map(File::from)
+    }
+
+    /// Gives up waiting (the container process was never made).
+    pub fn cancel(self) {
+        // Unblock the accept; the receive then fails and the thread ends.
+        let _ = std::os::unix::net::UnixStream::connect(&self.path);
+        let _ = self.thread.join();
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }

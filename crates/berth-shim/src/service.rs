@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::IntoRawFd;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use libcontainer::container::Container;
 use ttrpc::{Code, TtrpcContext};
 
 use crate::args::{Flags, ENV_DATA_DIR, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
-use crate::io::{self, IoGroup, Log};
+use crate::io::{self, ConsoleSocket, IoGroup, Log};
 use crate::journal::{Detail, Journal};
 use crate::reaper::Reaper;
 use crate::{helper, sys};
@@ -74,7 +75,8 @@ struct ProcState {
 /// One process of the container (init or an exec).
 struct Proc {
     id: String,
-    pid: i32,
+    /// Host pid; 0 until an exec is started.
+    pid: AtomicI32,
     stdin: String,
     stdout: String,
     stderr: String,
@@ -84,9 +86,47 @@ struct Proc {
     io: Arc<IoGroup>,
     /// Read end of the report pipe: EOF once the command was exec'd.
     report: Mutex<Option<BufReader<File>>>,
+    /// Closing this ends the stdin copy (CloseIO, or exit).
+    stdin_closer: Mutex<Option<OwnedFd>>,
+    /// The terminal's master, for resizes.
+    console: Mutex<Option<File>>,
+    /// An exec's process.json.
+    spec_path: Option<PathBuf>,
 }
 
 impl Proc {
+    fn new(
+        id: &str,
+        stdin: String,
+        stdout: String,
+        stderr: String,
+        terminal: bool,
+        spec_path: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            pid: AtomicI32::new(0),
+            stdin,
+            stdout,
+            stderr,
+            terminal,
+            state: Mutex::new(ProcState {
+                phase: Phase::Created,
+                exit: None,
+            }),
+            cond: Condvar::new(),
+            io: Arc::new(IoGroup::default()),
+            report: Mutex::new(None),
+            stdin_closer: Mutex::new(None),
+            console: Mutex::new(None),
+            spec_path,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+
     fn phase(&self) -> Phase {
         self.state.lock().unwrap().phase
     }
@@ -326,7 +366,8 @@ impl Service {
 
     /// Starts the monitor of `proc`: on exit, drains its output, records the exit
     /// (after the start event, never before it) and wakes waiters.
-    fn monitor(&self, proc: Arc<Proc>) {
+    fn monitor(&self, proc: &Arc<Proc>) {
+        let proc = proc.clone();
         let reaper = self.reaper.clone();
         let journal = self.journal.clone();
         let data_dir = self.paths.data_dir.clone();
@@ -334,7 +375,8 @@ impl Service {
             .name("monitor".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                let code = reaper.wait(proc.pid);
+                let code = reaper.wait(proc.pid());
+                proc.stdin_closer.lock().unwrap().take();
                 proc.io.wait(Duration::from_secs(2));
                 let mut st = proc.state.lock().unwrap();
                 while st.phase == Phase::Starting {
@@ -360,46 +402,47 @@ impl Service {
                     EventKind::Exit,
                     Detail {
                         process_id: Some(&proc.id),
-                        pid: Some(proc.pid),
+                        pid: Some(proc.pid()),
                         exit_code: Some(exit.code),
                         oom_killed: Some(exit.oom_killed),
                     },
                 );
                 st.exit = Some(exit);
                 st.phase = Phase::Exited;
+                proc.console.lock().unwrap().take();
                 proc.cond.notify_all();
             })
             .expect("spawn monitor thread");
     }
 
-    /// Pipes for a process's stdio, its copiers, and the helper's side of them.
-    fn setup_stdio(
-        &self,
-        proc_id: &str,
-        stdin: &str,
-        stdout: &str,
-        stderr: &str,
-    ) -> TResult<([Stdio; 3], Arc<IoGroup>)> {
+    /// Makes `proc`'s stdio: pipes (or a console socket for a terminal) and their
+    /// copiers. Returns the helper's stdio and, for a terminal, the console socket
+    /// whose master [`Self::attach_console`] wires up once the process exists.
+    fn setup_stdio(&self, proc: &Proc) -> TResult<([Stdio; 3], Option<ConsoleSocket>)> {
         let io_err =
             |step: &'static str| move |e: std::io::Error| fail(WireErrorKind::Internal, step, e);
-        let group = Arc::new(IoGroup::default());
-        let log = match &self.paths.data_dir {
-            Some(dir) => Some(
-                Log::open(&dir.join("logs").join(format!("{proc_id}.log")))
-                    .map_err(io_err("open log"))?,
-            ),
-            None => None,
-        };
-        let child_in = if stdin.is_empty() {
+        if proc.terminal {
+            let path = self
+                .paths
+                .state_dir
+                .join(format!("{}-console.sock", proc.id));
+            let console = ConsoleSocket::bind(&path).map_err(io_err("create console socket"))?;
+            return Ok(([Stdio::null(), Stdio::null(), Stdio::null()], Some(console)));
+        }
+        let log = self.log(&proc.id)?;
+        let child_in = if proc.stdin.is_empty() {
             Stdio::null()
         } else {
-            let fifo = io::open_fifo_reader(Path::new(stdin)).map_err(io_err("open stdin fifo"))?;
+            let fifo =
+                io::open_fifo_reader(Path::new(&proc.stdin)).map_err(io_err("open stdin fifo"))?;
             let (r, w) = io::pipe().map_err(io_err("create stdin pipe"))?;
-            io::copy_in(fifo, File::from(w));
+            let (closer_r, closer_w) = io::pipe().map_err(io_err("create stdin pipe"))?;
+            io::copy_in(fifo, File::from(w), closer_r);
+            *proc.stdin_closer.lock().unwrap() = Some(closer_w);
             Stdio::from(r)
         };
         let mut outs = Vec::with_capacity(2);
-        for (path, stream) in [(stdout, "stdout"), (stderr, "stderr")] {
+        for (path, stream) in [(&proc.stdout, "stdout"), (&proc.stderr, "stderr")] {
             let fifo = if path.is_empty() {
                 None
             } else {
@@ -410,12 +453,85 @@ impl Service {
                 continue;
             }
             let (r, w) = io::pipe().map_err(io_err("create output pipe"))?;
-            io::copy_out(&group, File::from(r), fifo, log.clone(), stream);
+            io::copy_out(&proc.io, File::from(r), fifo, log.clone(), stream);
             outs.push(Stdio::from(w));
         }
         let err = outs.pop().unwrap();
         let out = outs.pop().unwrap();
-        Ok(([child_in, out, err], group))
+        Ok(([child_in, out, err], None))
+    }
+
+    fn log(&self, proc_id: &str) -> TResult<Option<Arc<Mutex<Log>>>> {
+        match &self.paths.data_dir {
+            Some(dir) => Log::open(&dir.join("logs").join(format!("{proc_id}.log")))
+                .map(Some)
+                .map_err(|e| fail(WireErrorKind::Internal, "open log", e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Copies between a terminal's master and the caller's FIFOs (and the log).
+    fn attach_console(&self, proc: &Proc, console: ConsoleSocket) -> TResult<()> {
+        let io_err =
+            |step: &'static str| move |e: std::io::Error| fail(WireErrorKind::Internal, step, e);
+        let master = console.master().map_err(io_err("receive terminal"))?;
+        let log = self.log(&proc.id)?;
+        let fifo = if proc.stdout.is_empty() {
+            None
+        } else {
+            io::open_fifo_writer(Path::new(&proc.stdout)).map_err(io_err("open output fifo"))?
+        };
+        io::copy_out(
+            &proc.io,
+            master.try_clone().map_err(io_err("dup terminal"))?,
+            fifo,
+            log,
+            "stdout",
+        );
+        if !proc.stdin.is_empty() {
+            let fifo =
+                io::open_fifo_reader(Path::new(&proc.stdin)).map_err(io_err("open stdin fifo"))?;
+            let (closer_r, closer_w) = io::pipe().map_err(io_err("create stdin pipe"))?;
+            io::copy_in(
+                fifo,
+                master.try_clone().map_err(io_err("dup terminal"))?,
+                closer_r,
+            );
+            *proc.stdin_closer.lock().unwrap() = Some(closer_w);
+        }
+        *proc.console.lock().unwrap() = Some(master);
+        Ok(())
+    }
+
+    /// Runs the helper for `proc` with its stdio; on success `proc` has its pid and
+    /// its copiers run.
+    fn spawn_process(&self, proc: &Arc<Proc>, helper_args: &[&str]) -> TResult<()> {
+        let (stdio, console) = self.setup_stdio(proc)?;
+        let mut args: Vec<&str> = helper_args.to_vec();
+        let console_path = console
+            .as_ref()
+            .map(|c| c.path().to_string_lossy().into_owned());
+        if let Some(p) = &console_path {
+            args.push(p);
+        }
+        match self.run_helper(&args, stdio) {
+            Ok((pid, report)) => {
+                proc.pid.store(pid, Ordering::SeqCst);
+                *proc.report.lock().unwrap() = Some(report);
+                if let Some(console) = console {
+                    self.attach_console(proc, console)?;
+                }
+                self.monitor(proc);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(c) = console {
+                    c.cancel();
+                }
+                proc.stdin_closer.lock().unwrap().take();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -476,36 +592,19 @@ impl Task for Service {
                 "rootfs mounts are not supported yet",
             ));
         }
-        if req.terminal {
-            return Err(fail(
-                WireErrorKind::Unimplemented,
-                "set up terminal",
-                "terminals are not supported yet",
-            ));
-        }
-        let bundle = PathBuf::from(&req.bundle);
-        *self.bundle.lock().unwrap() = bundle.clone();
-        let (stdio, group) =
-            self.setup_stdio(INIT_PROCESS_ID, &req.stdin, &req.stdout, &req.stderr)?;
+        *self.bundle.lock().unwrap() = PathBuf::from(&req.bundle);
+        let proc = Arc::new(Proc::new(
+            INIT_PROCESS_ID,
+            req.stdin,
+            req.stdout,
+            req.stderr,
+            req.terminal,
+            None,
+        ));
         let root = self.paths.runtime_root.to_string_lossy().into_owned();
-        let (pid, report) =
-            self.run_helper(&["create", self.id.as_str(), &req.bundle, &root], stdio)?;
-        let proc = Arc::new(Proc {
-            id: INIT_PROCESS_ID.to_owned(),
-            pid,
-            stdin: req.stdin,
-            stdout: req.stdout,
-            stderr: req.stderr,
-            terminal: req.terminal,
-            state: Mutex::new(ProcState {
-                phase: Phase::Created,
-                exit: None,
-            }),
-            cond: Condvar::new(),
-            io: group,
-            report: Mutex::new(Some(report)),
-        });
-        *self.init.lock().unwrap() = Some(proc.clone());
+        self.spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root])?;
+        let pid = proc.pid();
+        *self.init.lock().unwrap() = Some(proc);
         self.emit(
             EventKind::Create,
             Detail {
@@ -514,14 +613,74 @@ impl Task for Service {
                 ..Default::default()
             },
         );
-        self.monitor(proc);
         let mut resp = api::CreateTaskResponse::new();
         resp.pid = pid as u32;
         Ok(resp)
     }
 
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TResult<api::Empty> {
+        let _span = tracing::info_span!("exec", container_id = %self.id, process_id = %req.exec_id)
+            .entered();
+        if berth_types::ProcessId::new(&req.exec_id).is_err() || req.exec_id == INIT_PROCESS_ID {
+            return Err(fail(
+                WireErrorKind::InvalidArgument,
+                "exec",
+                format!("invalid process id {:?}", req.exec_id),
+            ));
+        }
+        let init = self.init()?;
+        if init.phase() != Phase::Running {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                "exec",
+                "the container is not running",
+            ));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let process: oci_spec::runtime::Process = serde_json::from_slice(&spec)
+            .map_err(|e| fail(WireErrorKind::InvalidArgument, "read process spec", e))?;
+        let mut execs = self.execs.lock().unwrap();
+        if execs.contains_key(&req.exec_id) {
+            return Err(fail(
+                WireErrorKind::AlreadyExists,
+                "exec",
+                format!("process {} already exists", req.exec_id),
+            ));
+        }
+        let spec_path = self
+            .paths
+            .state_dir
+            .join(format!("{}-process.json", req.exec_id));
+        std::fs::write(&spec_path, serde_json::to_vec(&process).unwrap_or_default())
+            .map_err(|e| fail(WireErrorKind::Internal, "write process spec", e))?;
+        let terminal = process.terminal().unwrap_or(false) || req.terminal;
+        let proc = Arc::new(Proc::new(
+            &req.exec_id,
+            req.stdin,
+            req.stdout,
+            req.stderr,
+            terminal,
+            Some(spec_path),
+        ));
+        execs.insert(req.exec_id.clone(), proc);
+        drop(execs);
+        self.emit(
+            EventKind::ExecAdded,
+            Detail {
+                process_id: Some(&req.exec_id),
+                ..Default::default()
+            },
+        );
+        Ok(api::Empty::new())
+    }
+
     fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> TResult<api::StartResponse> {
         let proc = self.process(&req.exec_id)?;
+        let is_init = proc.id == INIT_PROCESS_ID;
         {
             let mut st = proc.state.lock().unwrap();
             if st.phase != Phase::Created {
@@ -533,40 +692,108 @@ impl Task for Service {
             }
             st.phase = Phase::Starting;
         }
-        let result = (|| {
-            let mut container = self.container("start")?;
-            container
-                .start()
-                .map_err(|e| fail(WireErrorKind::Internal, "start container", e))?;
-            let mut report = proc.report.lock().unwrap().take();
-            match report.as_mut().and_then(await_exec) {
-                Some(ee) => Err(exec_failure(ee)),
-                None => Ok(()),
+        let result = if is_init {
+            (|| {
+                let mut container = self.container("start")?;
+                container
+                    .start()
+                    .map_err(|e| fail(WireErrorKind::Internal, "start container", e))?;
+                let mut report = proc.report.lock().unwrap().take();
+                match report.as_mut().and_then(await_exec) {
+                    Some(ee) => Err(exec_failure(ee)),
+                    None => Ok(()),
+                }
+            })()
+        } else {
+            let root = self.paths.runtime_root.to_string_lossy().into_owned();
+            let spec = proc
+                .spec_path
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // A process of a container that stopped meanwhile must not start.
+            match self.init().map(|i| i.phase()) {
+                Ok(Phase::Running) => self
+                    .spawn_process(&proc, &["exec", self.id.as_str(), &root, &spec])
+                    .map(|()| {
+                        proc.report.lock().unwrap().take();
+                    }),
+                _ => Err(fail(
+                    WireErrorKind::FailedPrecondition,
+                    "exec",
+                    "the container is not running",
+                )),
             }
-        })();
+        };
         let mut st = proc.state.lock().unwrap();
         match result {
             Ok(()) => {
+                let kind = if is_init {
+                    EventKind::Start
+                } else {
+                    EventKind::ExecStarted
+                };
                 self.emit(
-                    EventKind::Start,
+                    kind,
                     Detail {
                         process_id: Some(&proc.id),
-                        pid: Some(proc.pid),
+                        pid: Some(proc.pid()),
                         ..Default::default()
                     },
                 );
                 st.phase = Phase::Running;
                 proc.cond.notify_all();
                 let mut resp = api::StartResponse::new();
-                resp.pid = proc.pid as u32;
+                resp.pid = proc.pid() as u32;
                 Ok(resp)
             }
             Err(e) => {
                 st.phase = Phase::StartFailed;
                 proc.cond.notify_all();
+                if !is_init {
+                    drop(st);
+                    // A failed exec leaves nothing: its process is gone or never was.
+                    if let Some(p) = &proc.spec_path {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    self.execs.lock().unwrap().remove(&proc.id);
+                }
                 Err(e)
             }
         }
+    }
+
+    fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> TResult<api::Empty> {
+        let proc = self.process(&req.exec_id)?;
+        if !proc.terminal {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                "resize",
+                format!("process {} has no terminal", proc.id),
+            ));
+        }
+        let console = proc.console.lock().unwrap();
+        match console.as_ref() {
+            Some(master) => sys::set_winsize(master, req.height as u16, req.width as u16)
+                .map_err(|e| fail(WireErrorKind::Internal, "resize", e))?,
+            None if proc.exit().is_some() => {}
+            None => {
+                return Err(fail(
+                    WireErrorKind::FailedPrecondition,
+                    "resize",
+                    format!("process {} has not started", proc.id),
+                ))
+            }
+        }
+        Ok(api::Empty::new())
+    }
+
+    fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TResult<api::Empty> {
+        let proc = self.process(&req.exec_id)?;
+        if req.stdin {
+            proc.stdin_closer.lock().unwrap().take();
+        }
+        Ok(api::Empty::new())
     }
 
     fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> TResult<api::StateResponse> {
@@ -575,7 +802,7 @@ impl Task for Service {
         resp.id = self.id.to_string();
         resp.exec_id = req.exec_id;
         resp.bundle = self.bundle.lock().unwrap().to_string_lossy().into_owned();
-        resp.pid = proc.pid as u32;
+        resp.pid = proc.pid() as u32;
         resp.stdin = proc.stdin.clone();
         resp.stdout = proc.stdout.clone();
         resp.stderr = proc.stderr.clone();
@@ -623,9 +850,15 @@ impl Task for Service {
             container
                 .kill(sig, req.all)
                 .map_err(|e| fail(WireErrorKind::Internal, "kill", e))?;
-        } else {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(proc.pid), sig)
+        } else if proc.pid() > 0 {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(proc.pid()), sig)
                 .map_err(|e| fail(WireErrorKind::Internal, "kill", e))?;
+        } else {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                "kill",
+                format!("process {} has not started", proc.id),
+            ));
         }
         Ok(api::Empty::new())
     }
@@ -641,11 +874,18 @@ impl Task for Service {
                     format!("process {} is running", proc.id),
                 ));
             }
-            Phase::Created | Phase::StartFailed => {
+            Phase::Created | Phase::StartFailed if proc.pid() > 0 => {
                 let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(proc.pid),
+                    nix::unistd::Pid::from_raw(proc.pid()),
                     nix::sys::signal::Signal::SIGKILL,
                 );
+            }
+            Phase::Created | Phase::StartFailed => {
+                // A process that never ran: nothing to wait for.
+                self.execs.lock().unwrap().remove(&proc.id);
+                let mut resp = api::DeleteResponse::new();
+                resp.exit_status = berth_types::UNKNOWN_EXIT_CODE as u32;
+                return Ok(resp);
             }
             Phase::Exited => {}
         }
@@ -659,16 +899,19 @@ impl Task for Service {
                 EventKind::Delete,
                 Detail {
                     process_id: Some(INIT_PROCESS_ID),
-                    pid: Some(proc.pid),
+                    pid: Some(proc.pid()),
                     exit_code: Some(exit.code),
                     ..Default::default()
                 },
             );
         } else {
             self.execs.lock().unwrap().remove(&proc.id);
+            if let Some(p) = &proc.spec_path {
+                let _ = std::fs::remove_file(p);
+            }
         }
         let mut resp = api::DeleteResponse::new();
-        resp.pid = proc.pid as u32;
+        resp.pid = proc.pid() as u32;
         resp.exit_status = exit.code as u32;
         resp.exited_at = timestamp(exit.exited_at);
         Ok(resp)
@@ -708,7 +951,7 @@ impl Task for Service {
             .lock()
             .unwrap()
             .as_ref()
-            .map(|p| p.pid as u32)
+            .map(|p| p.pid() as u32)
             .unwrap_or(0);
         resp.version = env!("CARGO_PKG_VERSION").to_owned();
         Ok(resp)

@@ -23,4 +23,7 @@ pub use berth_types::{
 pub use client::{Client, Created};
 pub use error::{Error, ErrorKind, Result};
 pub use platform::Config;
-pub use types::{CheckpointInfo, ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest};
+pub use types::{
+    CheckpointInfo, ContainerInfo, CreateOptions, EventSink, Isolation, Layers, OutputReader,
+    ProcessIo, StdinWriter, StdioRequest, WindowsNetwork, WindowsOptions,
+};

@@ -6,6 +6,8 @@ use berth_types::{ContainerId, ContainerStatus, Event, ExitStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::platform::{OutputReader, StdinWriter};
+
 /// Receives every container's events, per container in order. Called from the
 /// Client's own tasks, never while a lock the engine may hold is held.
 pub trait EventSink: Send + Sync + 'static {
@@ -45,14 +47,16 @@ impl StdioRequest {
 }
 
 /// The caller's ends of a process's stdio. Readers reach EOF when the process exits.
+/// The stream types are the platform's ([`StdinWriter`], [`OutputReader`]): both
+/// implement tokio's `AsyncWrite` / `AsyncRead`.
 #[derive(Debug, Default)]
 pub struct ProcessIo {
     /// Write here to feed the process's stdin; drop it to send EOF.
-    pub stdin: Option<tokio::net::unix::pipe::Sender>,
+    pub stdin: Option<StdinWriter>,
     /// The process's stdout.
-    pub stdout: Option<tokio::net::unix::pipe::Receiver>,
+    pub stdout: Option<OutputReader>,
     /// The process's stderr.
-    pub stderr: Option<tokio::net::unix::pipe::Receiver>,
+    pub stderr: Option<OutputReader>,
 }
 
 /// Options of `create` beyond the spec.
@@ -68,6 +72,71 @@ pub struct CreateOptions {
     /// `USER[:GROUP]` to resolve in the container's own `/etc/passwd` and
     /// `/etc/group` once its root filesystem is known; overrides the spec's user.
     pub user: Option<String>,
+    /// The image layers the root filesystem is made of. On Windows they are the
+    /// container's storage; on Linux they become an overlayfs root (lower = the
+    /// read-only layers, upper and work dirs in the writable folder). When `None`,
+    /// Windows falls back to the spec's `windows.layerFolders`.
+    pub layers: Option<Layers>,
+    /// Options only the Windows platform reads (the reference's HCS options);
+    /// ignored elsewhere.
+    pub windows: WindowsOptions,
+}
+
+/// The layers of a container's root filesystem.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layers {
+    /// Read-only layer folders, top-most first.
+    pub read_only: Vec<PathBuf>,
+    /// The writable layer folder (Windows: the sandbox; Linux: holds upper and work).
+    pub writable: PathBuf,
+}
+
+/// Windows-only create options. Anything left at its default is taken from the
+/// spec's `windows` section, as containerd passes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowsOptions {
+    /// Process or Hyper-V isolation.
+    pub isolation: Isolation,
+    /// Run a servicing (update) container to completion: `create` returns once it
+    /// has exited 0 (an error naming the code otherwise) and reports no events.
+    pub servicing: bool,
+    /// Ask HCS to ignore flushes while the container boots.
+    pub ignore_flushes_during_boot: bool,
+    /// Networking.
+    pub network: WindowsNetwork,
+    /// A credential spec (JSON), passed to HCS as given.
+    pub credentials: Option<String>,
+}
+
+/// How a Windows container is isolated from the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// A Windows Server container: shares the host kernel.
+    #[default]
+    Process,
+    /// A Hyper-V container: runs in a utility VM.
+    HyperV {
+        /// The utility VM image; searched for in the layers (top-most first) when
+        /// `None`.
+        utility_vm: Option<PathBuf>,
+        /// The folder of unmounted sandboxes (`%root%\windowsfilter`).
+        sandbox_path: Option<PathBuf>,
+    },
+}
+
+/// Networking of a Windows container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowsNetwork {
+    /// HNS endpoint ids to attach.
+    pub endpoints: Vec<String>,
+    /// The HNS namespace the endpoints live in (needed by HCS schema 2).
+    pub namespace: Option<String>,
+    /// Resolve unqualified DNS names.
+    pub allow_unqualified_dns_query: bool,
+    /// DNS suffixes to search.
+    pub dns_search_list: Vec<String>,
+    /// Share the network stack of this container.
+    pub shared_container: Option<String>,
 }
 
 /// A container as the Client sees it.

@@ -186,15 +186,7 @@ impl Platform {
         data_dir: &Path,
     ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "create";
-        if stdio.terminal {
-            return Err(Error::new(
-                OP,
-                id.as_str(),
-                ErrorKind::Unsupported,
-                "set up terminal",
-                "terminals are not supported yet",
-            ));
-        }
+        let stdio = if stdio.terminal { StdioRequest { stderr: false, ..stdio } } else { stdio };
         // The bundle as run: the spec with an absolute root path.
         let mut spec = spec.clone();
         if opts.default_rootfs {
@@ -420,6 +412,14 @@ impl Platform {
         }
         match shim.call(move |t| t.wait(ctx(None), &req)).await {
             Ok(r) => {
+                if !process.is_init() {
+                    // The exit is read: the shim may forget the process.
+                    let mut req = api::DeleteRequest::new();
+                    req.id = id.to_string();
+                    req.exec_id = process.to_string();
+                    let _ = shim.call(move |t| t.delete(ctx(Some(QUICK)), &req)).await;
+                    stdio::remove(&self.roots.state_dir(id), process.as_str());
+                }
                 let rec_exit = process
                     .is_init()
                     .then(|| record::exit(&self.roots.data_dir(id)))
@@ -602,24 +602,6 @@ impl Platform {
         ))
     }
 
-    pub async fn exec(
-        &self,
-        id: &ContainerId,
-        _p: &ProcessId,
-        _proc: &oci_spec::runtime::Process,
-        _s: StdioRequest,
-    ) -> Result<(u32, ProcessIo)> {
-        Self::unsupported("exec", id)
-    }
-    pub async fn signal_process(&self, id: &ContainerId, _p: &ProcessId, _sig: i32) -> Result<()> {
-        Self::unsupported("signal", id)
-    }
-    pub async fn resize(&self, id: &ContainerId, _p: &ProcessId, _w: u32, _h: u32) -> Result<()> {
-        Self::unsupported("resize", id)
-    }
-    pub async fn close_stdin(&self, id: &ContainerId, _p: &ProcessId) -> Result<()> {
-        Self::unsupported("close-stdin", id)
-    }
     pub async fn pause(&self, id: &ContainerId) -> Result<()> {
         Self::unsupported("pause", id)
     }
@@ -670,9 +652,134 @@ impl Platform {
         Self::unsupported("restore", id)
     }
 
+    /// Starts another process in the container; unset fields come from init's.
+    pub async fn exec(&self, id: &ContainerId, process_id: &ProcessId, process: &oci_spec::runtime::Process, stdio: StdioRequest) -> Result<(u32, ProcessIo)> {
+        const OP: &str = "exec";
+        if process_id.is_init() {
+            return Err(Error::new(OP, id.as_str(), ErrorKind::InvalidArgument, "check process id", "\"init\" is the container's own process"));
+        }
+        self.record(OP, id)?;
+        let shim = self.shim(OP, id)?;
+        let state_dir = self.roots.state_dir(id);
+        let init = Spec::load(paths::bundle_dir(&state_dir).join("config.json"))
+            .map_err(|e| Error::new(OP, id.as_str(), ErrorKind::Internal, "read container spec", e))?;
+        let mut p = process.clone();
+        if let Some(init) = init.process() {
+            inherit(&mut p, init);
+        }
+        p.set_terminal(Some(stdio.terminal));
+        let stdio = if stdio.terminal { StdioRequest { stderr: false, ..stdio } } else { stdio };
+        let (fifo_paths, io) = stdio::make(&state_dir, process_id.as_str(), stdio).map_err(io_err(OP, id, "make stdio fifos"))?;
+        let mut any = protobuf::well_known_types::any::Any::new();
+        any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
+        any.value = serde_json::to_vec(&p).map_err(|e| Error::new(OP, id.as_str(), ErrorKind::InvalidArgument, "encode process", e))?;
+        let mut req = api::ExecProcessRequest::new();
+        req.id = id.to_string();
+        req.exec_id = process_id.to_string();
+        req.terminal = stdio.terminal;
+        req.stdin = fifo_paths.stdin.clone();
+        req.stdout = fifo_paths.stdout.clone();
+        req.stderr = fifo_paths.stderr.clone();
+        req.spec = protobuf::MessageField::some(any);
+        let result = async {
+            shim.call(move |t| t.exec(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "add process", e))?;
+            let mut req = api::StartRequest::new();
+            req.id = id.to_string();
+            req.exec_id = process_id.to_string();
+            let r = shim.call(move |t| t.start(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "start process", e))?;
+            Ok::<u32, Error>(r.pid)
+        }
+        .await;
+        match result {
+            Ok(pid) => {
+                let delivered = self.followers.lock().unwrap().get(id).map(|f| f.delivered.clone());
+                if let Some(mut rx) = delivered {
+                    let started = rx.wait_for(|h| h.iter().any(|e| e.kind == EventKind::ExecStarted && e.process_id.as_ref() == Some(process_id)));
+                    let _ = tokio::time::timeout(Duration::from_secs(5), started).await;
+                }
+                Ok((pid, io))
+            }
+            Err(e) => {
+                stdio::remove(&state_dir, process_id.as_str());
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends `signal` to one process of the container.
+    pub async fn signal_process(&self, id: &ContainerId, process_id: &ProcessId, signal: i32) -> Result<()> {
+        const OP: &str = "signal";
+        let shim = self.shim(OP, id)?;
+        let mut req = api::KillRequest::new();
+        req.id = id.to_string();
+        req.exec_id = exec_id(process_id);
+        req.signal = signal as u32;
+        shim.call(move |t| t.kill(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "kill", e))?;
+        Ok(())
+    }
+
+    /// Resizes a process's terminal.
+    pub async fn resize(&self, id: &ContainerId, process_id: &ProcessId, width: u32, height: u32) -> Result<()> {
+        const OP: &str = "resize";
+        let shim = self.shim(OP, id)?;
+        let mut req = api::ResizePtyRequest::new();
+        req.id = id.to_string();
+        req.exec_id = exec_id(process_id);
+        req.width = width;
+        req.height = height;
+        shim.call(move |t| t.resize_pty(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "resize", e))?;
+        Ok(())
+    }
+
+    /// Closes a process's stdin.
+    pub async fn close_stdin(&self, id: &ContainerId, process_id: &ProcessId) -> Result<()> {
+        const OP: &str = "close-stdin";
+        let shim = self.shim(OP, id)?;
+        let mut req = api::CloseIORequest::new();
+        req.id = id.to_string();
+        req.exec_id = exec_id(process_id);
+        req.stdin = true;
+        shim.call(move |t| t.close_io(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "close stdin", e))?;
+        Ok(())
+    }
+
     /// Every event recorded for `id` so far.
     pub fn events(&self, id: &ContainerId) -> Vec<Event> {
         journal::read_all(&paths::journal(&self.roots.state_dir(id)))
+    }
+}
+
+/// The shim's name for a process: empty for init.
+fn exec_id(p: &ProcessId) -> String {
+    if p.is_init() {
+        String::new()
+    } else {
+        p.to_string()
+    }
+}
+
+/// Fills what an exec left unset from the container's init process.
+fn inherit(p: &mut oci_spec::runtime::Process, init: &oci_spec::runtime::Process) {
+    if p.env().is_none() {
+        p.set_env(init.env().clone());
+    }
+    if p.cwd().as_os_str().is_empty() {
+        p.set_cwd(init.cwd().clone());
+    }
+    if p.capabilities().is_none() {
+        p.set_capabilities(init.capabilities().clone());
+    }
+    if p.rlimits().is_none() {
+        p.set_rlimits(init.rlimits().clone());
+    }
+    if p.no_new_privileges().is_none() {
+        p.set_no_new_privileges(init.no_new_privileges());
+    }
+    if p.apparmor_profile().is_none() {
+        p.set_apparmor_profile(init.apparmor_profile().clone());
+    }
+    if p.selinux_label().is_none() {
+        p.set_selinux_label(init.selinux_label().clone());
     }
 }
 

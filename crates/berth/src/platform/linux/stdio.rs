@@ -47,3 +47,10 @@ pub fn make(dir: &Path, process: &str, req: StdioRequest) -> io::Result<(FifoPat
     }
     Ok((paths, io))
 }
+
+/// Removes `process`'s FIFOs.
+pub fn remove(dir: &Path, process: &str) {
+    for stream in ["stdin", "stdout", "stderr"] {
+        let _ = std::fs::remove_file(dir.join(format!("{process}-{stream}")));
+    }
+}
