@@ -12,6 +12,7 @@ pub struct Journal {
     file: File,
     next_seq: u64,
     id: ContainerId,
+    forwarder: Option<crate::publish::Forwarder>,
 }
 
 /// What an event says beyond its kind.
@@ -35,7 +36,17 @@ impl Journal {
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file, next_seq, id })
+        Ok(Self {
+            file,
+            next_seq,
+            id,
+            forwarder: None,
+        })
+    }
+
+    /// Also forwards every event appended from now on (to containerd).
+    pub fn forward_to(&mut self, f: crate::publish::Forwarder) {
+        self.forwarder = Some(f);
     }
 
     /// Appends one event as a single write, so followers never read half a line.
@@ -54,6 +65,9 @@ impl Journal {
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.next_seq += 1;
+        if let Some(f) = &self.forwarder {
+            f.send(&ev);
+        }
         Ok(ev)
     }
 }

@@ -12,6 +12,8 @@ mod args;
 mod helper;
 mod io;
 mod journal;
+mod mounts;
+mod publish;
 mod reaper;
 mod service;
 mod start;

@@ -26,7 +26,7 @@ use crate::args::{Flags, ENV_DATA_DIR, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
 use crate::io::{self, ConsoleSocket, IoGroup, Log};
 use crate::journal::{Detail, Journal};
 use crate::reaper::Reaper;
-use crate::{helper, sys};
+use crate::{helper, mounts, sys};
 
 type TResult<T> = ttrpc::Result<T>;
 
@@ -166,6 +166,8 @@ pub struct Service {
     bundle: Mutex<PathBuf>,
     sealed_exe: Mutex<Option<File>>,
     shutdown: Mutex<mpsc::Sender<()>>,
+    /// The root filesystem this shim mounted (under containerd), unmounted on delete.
+    rootfs: Mutex<Option<PathBuf>>,
 }
 
 pub fn serve(flags: &Flags) -> Result<()> {
@@ -175,8 +177,21 @@ pub fn serve(flags: &Flags) -> Result<()> {
     let id = ContainerId::new(&flags.id).context("container id")?;
     let paths = paths_for(flags)?;
     std::fs::create_dir_all(&paths.runtime_root).context("create runtime root")?;
-    let journal = Journal::open(&paths.state_dir.join("events.jsonl"), id.clone())
+    let mut journal = Journal::open(&paths.state_dir.join("events.jsonl"), id.clone())
         .context("open event journal")?;
+    if paths.data_dir.is_none() {
+        if let Ok(address) = std::env::var("TTRPC_ADDRESS") {
+            let bundle = flags
+                .bundle
+                .clone()
+                .unwrap_or_else(|| paths.state_dir.clone());
+            journal.forward_to(crate::publish::Forwarder::start(
+                address,
+                flags.namespace.clone(),
+                bundle,
+            ));
+        }
+    }
     let (tx, rx) = mpsc::channel();
     let bundle = flags
         .bundle
@@ -192,6 +207,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         bundle: Mutex::new(bundle),
         sealed_exe: Mutex::new(None),
         shutdown: Mutex::new(tx),
+        rootfs: Mutex::new(None),
     });
     let mut server = ttrpc::Server::new()
         .set_thread_count_default(2)
@@ -585,14 +601,14 @@ impl Task for Service {
                 "container already created",
             ));
         }
-        if !req.rootfs.is_empty() {
-            return Err(fail(
-                WireErrorKind::Unimplemented,
-                "mount rootfs",
-                "rootfs mounts are not supported yet",
-            ));
-        }
         *self.bundle.lock().unwrap() = PathBuf::from(&req.bundle);
+        // Under containerd the shim mounts the snapshot itself.
+        let rootfs = (!req.rootfs.is_empty()).then(|| Path::new(&req.bundle).join("rootfs"));
+        if let Some(target) = &rootfs {
+            mounts::mount_rootfs(&req.rootfs, target)
+                .map_err(|e| fail(WireErrorKind::Internal, "mount rootfs", e))?;
+            *self.rootfs.lock().unwrap() = Some(target.clone());
+        }
         let proc = Arc::new(Proc::new(
             INIT_PROCESS_ID,
             req.stdin,
@@ -602,7 +618,13 @@ impl Task for Service {
             None,
         ));
         let root = self.paths.runtime_root.to_string_lossy().into_owned();
-        self.spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root])?;
+        if let Err(e) = self.spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root])
+        {
+            if let Some(target) = self.rootfs.lock().unwrap().take() {
+                mounts::unmount_all(&target);
+            }
+            return Err(e);
+        }
         let pid = proc.pid();
         *self.init.lock().unwrap() = Some(proc);
         self.emit(
@@ -894,6 +916,9 @@ impl Task for Service {
             if let Ok(mut c) = Container::load(self.paths.runtime_root.join(self.id.as_str())) {
                 c.delete(true)
                     .map_err(|e| fail(WireErrorKind::Internal, "delete container", e))?;
+            }
+            if let Some(target) = self.rootfs.lock().unwrap().take() {
+                mounts::unmount_all(&target);
             }
             self.emit(
                 EventKind::Delete,

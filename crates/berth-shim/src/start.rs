@@ -71,6 +71,16 @@ pub fn delete(flags: &Flags) -> Result<()> {
         let _ = c.kill(nix::sys::signal::Signal::SIGKILL, true);
         let _ = c.delete(true);
     }
+    // Under containerd the shim mounted the rootfs; a lost shim leaves it mounted.
+    if std::env::var_os(ENV_STATE_DIR).is_none() {
+        let bundle = flags
+            .bundle
+            .clone()
+            .or_else(|| std::env::current_dir().ok());
+        if let Some(b) = bundle {
+            crate::mounts::unmount_all(&b.join("rootfs"));
+        }
+    }
     let mut resp = DeleteResponse::new();
     resp.exit_status = 137;
     let now = chrono::Utc::now();

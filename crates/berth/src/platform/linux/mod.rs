@@ -186,7 +186,14 @@ impl Platform {
         data_dir: &Path,
     ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "create";
-        let stdio = if stdio.terminal { StdioRequest { stderr: false, ..stdio } } else { stdio };
+        let stdio = if stdio.terminal {
+            StdioRequest {
+                stderr: false,
+                ..stdio
+            }
+        } else {
+            stdio
+        };
         // The bundle as run: the spec with an absolute root path.
         let mut spec = spec.clone();
         if opts.default_rootfs {
@@ -653,26 +660,61 @@ impl Platform {
     }
 
     /// Starts another process in the container; unset fields come from init's.
-    pub async fn exec(&self, id: &ContainerId, process_id: &ProcessId, process: &oci_spec::runtime::Process, stdio: StdioRequest) -> Result<(u32, ProcessIo)> {
+    pub async fn exec(
+        &self,
+        id: &ContainerId,
+        process_id: &ProcessId,
+        process: &oci_spec::runtime::Process,
+        stdio: StdioRequest,
+    ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "exec";
         if process_id.is_init() {
-            return Err(Error::new(OP, id.as_str(), ErrorKind::InvalidArgument, "check process id", "\"init\" is the container's own process"));
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::InvalidArgument,
+                "check process id",
+                "\"init\" is the container's own process",
+            ));
         }
         self.record(OP, id)?;
         let shim = self.shim(OP, id)?;
         let state_dir = self.roots.state_dir(id);
-        let init = Spec::load(paths::bundle_dir(&state_dir).join("config.json"))
-            .map_err(|e| Error::new(OP, id.as_str(), ErrorKind::Internal, "read container spec", e))?;
+        let init = Spec::load(paths::bundle_dir(&state_dir).join("config.json")).map_err(|e| {
+            Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::Internal,
+                "read container spec",
+                e,
+            )
+        })?;
         let mut p = process.clone();
         if let Some(init) = init.process() {
             inherit(&mut p, init);
         }
         p.set_terminal(Some(stdio.terminal));
-        let stdio = if stdio.terminal { StdioRequest { stderr: false, ..stdio } } else { stdio };
-        let (fifo_paths, io) = stdio::make(&state_dir, process_id.as_str(), stdio).map_err(io_err(OP, id, "make stdio fifos"))?;
+        let stdio = if stdio.terminal {
+            StdioRequest {
+                stderr: false,
+                ..stdio
+            }
+        } else {
+            stdio
+        };
+        let (fifo_paths, io) = stdio::make(&state_dir, process_id.as_str(), stdio)
+            .map_err(io_err(OP, id, "make stdio fifos"))?;
         let mut any = protobuf::well_known_types::any::Any::new();
         any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
-        any.value = serde_json::to_vec(&p).map_err(|e| Error::new(OP, id.as_str(), ErrorKind::InvalidArgument, "encode process", e))?;
+        any.value = serde_json::to_vec(&p).map_err(|e| {
+            Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::InvalidArgument,
+                "encode process",
+                e,
+            )
+        })?;
         let mut req = api::ExecProcessRequest::new();
         req.id = id.to_string();
         req.exec_id = process_id.to_string();
@@ -682,19 +724,34 @@ impl Platform {
         req.stderr = fifo_paths.stderr.clone();
         req.spec = protobuf::MessageField::some(any);
         let result = async {
-            shim.call(move |t| t.exec(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "add process", e))?;
+            shim.call(move |t| t.exec(ctx(Some(QUICK)), &req))
+                .await
+                .map_err(|e| map_err(OP, id, "add process", e))?;
             let mut req = api::StartRequest::new();
             req.id = id.to_string();
             req.exec_id = process_id.to_string();
-            let r = shim.call(move |t| t.start(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "start process", e))?;
+            let r = shim
+                .call(move |t| t.start(ctx(Some(QUICK)), &req))
+                .await
+                .map_err(|e| map_err(OP, id, "start process", e))?;
             Ok::<u32, Error>(r.pid)
         }
         .await;
         match result {
             Ok(pid) => {
-                let delivered = self.followers.lock().unwrap().get(id).map(|f| f.delivered.clone());
+                let delivered = self
+                    .followers
+                    .lock()
+                    .unwrap()
+                    .get(id)
+                    .map(|f| f.delivered.clone());
                 if let Some(mut rx) = delivered {
-                    let started = rx.wait_for(|h| h.iter().any(|e| e.kind == EventKind::ExecStarted && e.process_id.as_ref() == Some(process_id)));
+                    let started = rx.wait_for(|h| {
+                        h.iter().any(|e| {
+                            e.kind == EventKind::ExecStarted
+                                && e.process_id.as_ref() == Some(process_id)
+                        })
+                    });
                     let _ = tokio::time::timeout(Duration::from_secs(5), started).await;
                 }
                 Ok((pid, io))
@@ -707,19 +764,32 @@ impl Platform {
     }
 
     /// Sends `signal` to one process of the container.
-    pub async fn signal_process(&self, id: &ContainerId, process_id: &ProcessId, signal: i32) -> Result<()> {
+    pub async fn signal_process(
+        &self,
+        id: &ContainerId,
+        process_id: &ProcessId,
+        signal: i32,
+    ) -> Result<()> {
         const OP: &str = "signal";
         let shim = self.shim(OP, id)?;
         let mut req = api::KillRequest::new();
         req.id = id.to_string();
         req.exec_id = exec_id(process_id);
         req.signal = signal as u32;
-        shim.call(move |t| t.kill(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "kill", e))?;
+        shim.call(move |t| t.kill(ctx(Some(QUICK)), &req))
+            .await
+            .map_err(|e| map_err(OP, id, "kill", e))?;
         Ok(())
     }
 
     /// Resizes a process's terminal.
-    pub async fn resize(&self, id: &ContainerId, process_id: &ProcessId, width: u32, height: u32) -> Result<()> {
+    pub async fn resize(
+        &self,
+        id: &ContainerId,
+        process_id: &ProcessId,
+        width: u32,
+        height: u32,
+    ) -> Result<()> {
         const OP: &str = "resize";
         let shim = self.shim(OP, id)?;
         let mut req = api::ResizePtyRequest::new();
@@ -727,7 +797,9 @@ impl Platform {
         req.exec_id = exec_id(process_id);
         req.width = width;
         req.height = height;
-        shim.call(move |t| t.resize_pty(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "resize", e))?;
+        shim.call(move |t| t.resize_pty(ctx(Some(QUICK)), &req))
+            .await
+            .map_err(|e| map_err(OP, id, "resize", e))?;
         Ok(())
     }
 
@@ -739,7 +811,9 @@ impl Platform {
         req.id = id.to_string();
         req.exec_id = exec_id(process_id);
         req.stdin = true;
-        shim.call(move |t| t.close_io(ctx(Some(QUICK)), &req)).await.map_err(|e| map_err(OP, id, "close stdin", e))?;
+        shim.call(move |t| t.close_io(ctx(Some(QUICK)), &req))
+            .await
+            .map_err(|e| map_err(OP, id, "close stdin", e))?;
         Ok(())
     }
 

@@ -145,7 +145,8 @@ impl Launch {
                 "",
                 "delete",
             ])
-            .current_dir(dir)
+            .current_dir(&dir)
+            .env(ENV_STATE_DIR, dir.parent().unwrap_or(&dir))
             .env(ENV_RUNTIME_ROOT, &self.runtime_root)
             .stdin(std::process::Stdio::null())
             .output()
