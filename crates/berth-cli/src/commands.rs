@@ -151,11 +151,18 @@ fn random_id() -> String {
 
 /// The default config.json that `berth spec` prints.
 pub fn default_spec() -> Result<String> {
+    // A template, as `runc spec` prints: no id of its own, so no cgroup path (the
+    // one a bundle runs under is set by `run` from its id) and a relative root.
     let opts = berth::spec::SpecOptions {
+        id: "berth".into(),
         args: vec!["sh".into()],
         ..Default::default()
     };
-    let spec = berth::spec::build(&opts)?;
+    let mut spec = berth::spec::build(&opts)?;
+    if let Some(mut linux) = spec.linux().clone() {
+        linux.set_cgroups_path(None);
+        spec.set_linux(Some(linux));
+    }
     Ok(serde_json::to_string_pretty(&spec)?)
 }
 
@@ -171,8 +178,17 @@ fn build_spec(
     };
     if let Some(bundle) = &a.bundle {
         let path = bundle.join("config.json");
-        let mut spec = oci_spec::runtime::Spec::load(&path)
+        // Read and parse here rather than with `Spec::load`, whose errors drop the cause.
+        let bytes =
+            std::fs::read(&path).map_err(|e| anyhow!("load bundle: {}: {e}", path.display()))?;
+        let mut spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes)
             .map_err(|e| anyhow!("load bundle: {}: {e}", path.display()))?;
+        if let Some(mut linux) = spec.linux().clone() {
+            if linux.cgroups_path().is_none() {
+                linux.set_cgroups_path(Some(Path::new("/berth").join(id.as_str())));
+                spec.set_linux(Some(linux));
+            }
+        }
         if !cmd.is_empty() {
             let mut process = spec.process().clone().unwrap_or_default();
             process.set_args(Some(cmd));
@@ -260,6 +276,16 @@ async fn run(c: &Client, a: &RunArgs) -> u8 {
     } else {
         (a.command.clone(), Vec::new())
     };
+    if let Some(first) = image.first().filter(|f| f.starts_with('-')) {
+        // `command` takes hyphen values so `-- CMD -x` works; a flag before any
+        // IMAGE or `--` is one that clap did not know.
+        report(
+            "run",
+            id.as_str(),
+            &format!("parse arguments: unknown flag: {first}"),
+        );
+        return EXIT_BERTH;
+    }
     if let Some(first) = image.first() {
         report(
             "run",
@@ -579,7 +605,7 @@ async fn ps(c: &Client, a: &PsArgs) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{:<14}{:<20}{:<16}{:<24}{:<22}STATUS",
+            "{:<14}{:<20}{:<16}{:<24}{:<27}STATUS",
             "ID", "NAME", "IMAGE", "COMMAND", "CREATED"
         )?;
         for i in shown {
@@ -590,9 +616,9 @@ async fn ps(c: &Client, a: &PsArgs) -> Result<()> {
             let id12: String = i.id.as_str().chars().take(12).collect();
             writeln!(
                 out,
-                "{:<14}{:<20}{:<16}{:<24}{:<22}{}",
+                "{:<14}{:<20}{:<16}{:<24}{:<27}{}",
                 id12,
-                i.id,
+                i.id.as_str(),
                 i.image.clone().unwrap_or_else(|| "-".into()),
                 format!("\"{cmd}\""),
                 format!("{} ago", output::ago(now, i.created)),
@@ -606,26 +632,19 @@ async fn ps(c: &Client, a: &PsArgs) -> Result<()> {
 async fn inspect_one(cli: &Cli, c: &Client, name: &str) -> Result<serde_json::Value> {
     let id = names::resolve(&cli.data_root, name)?;
     let info = c.state(&id).await?;
-    let spec = oci_spec::runtime::Spec::load(
-        cli.data_root
-            .join("containers")
-            .join(id.as_str())
-            .join("config.json"),
-    )
-    .ok()
-    .or_else(|| {
-        let rec: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(
-                cli.data_root
-                    .join("containers")
-                    .join(id.as_str())
-                    .join("config.json"),
-            )
-            .ok()?,
-        )
-        .ok()?;
-        serde_json::from_value(rec.get("spec")?.clone()).ok()
-    });
+    // The record holds the spec as run under "spec". `Spec::load` of the record itself
+    // succeeds too (every field of Spec is optional) but yields an empty spec, so the
+    // record's "spec" comes first.
+    let path = cli
+        .data_root
+        .join("containers")
+        .join(id.as_str())
+        .join("config.json");
+    let spec = (|| {
+        let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        serde_json::from_value::<oci_spec::runtime::Spec>(rec.get("spec")?.clone()).ok()
+    })()
+    .or_else(|| oci_spec::runtime::Spec::load(&path).ok());
     Ok(output::inspect(&info, spec.as_ref()))
 }
 
