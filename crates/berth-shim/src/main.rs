@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod cgroup;
 mod helper;
 mod io;
 mod journal;

@@ -28,6 +28,8 @@ use crate::journal::{Detail, Journal};
 use crate::reaper::Reaper;
 use crate::{helper, mounts, sys};
 
+mod observe;
+
 type TResult<T> = ttrpc::Result<T>;
 
 /// Builds the one ttrpc error form the shim sends: a status code plus the typed
@@ -217,14 +219,18 @@ pub fn serve(flags: &Flags) -> Result<()> {
         .context("listen")?
         .register_service(create_task(service.clone()));
     server.start().context("start ttrpc server")?;
+    // The helper runs from a sealed copy of this binary; make it while the client
+    // is still preparing its first request.
+    let s = service.clone();
+    std::thread::spawn(move || drop(s.helper_path()));
     let _ = rx.recv();
-    // Let the reply to the request that asked for the shutdown reach the caller.
-    std::thread::sleep(Duration::from_millis(20));
-    server.shutdown();
     if let Some(sock) = socket_path_in(&service.paths.state_dir) {
         let _ = std::fs::remove_file(sock);
     }
-    Ok(())
+    // Let the reply to the request that asked for the shutdown reach the caller,
+    // then go: nothing of the container is left to hold.
+    std::thread::sleep(Duration::from_millis(2));
+    std::process::exit(0)
 }
 
 fn socket_path_in(state_dir: &Path) -> Option<PathBuf> {
@@ -383,6 +389,9 @@ impl Service {
     /// Starts the monitor of `proc`: on exit, drains its output, records the exit
     /// (after the start event, never before it) and wakes waiters.
     fn monitor(&self, proc: &Arc<Proc>) {
+        let oom = (proc.id == INIT_PROCESS_ID)
+            .then(|| self.oom_watch(proc.pid()))
+            .flatten();
         let proc = proc.clone();
         let reaper = self.reaper.clone();
         let journal = self.journal.clone();
@@ -401,7 +410,8 @@ impl Service {
                 let exit = ExitStatus {
                     code: st.exit.as_ref().map(|e| e.code).unwrap_or(code),
                     exited_at: Utc::now(),
-                    oom_killed: false,
+                    // Checked before the exit is recorded: the oom event comes first.
+                    oom_killed: oom.as_ref().is_some_and(|w| w.check()),
                     error: None,
                 };
                 let is_init = proc.id == INIT_PROCESS_ID;
@@ -658,6 +668,13 @@ impl Task for Service {
                 "the container is not running",
             ));
         }
+        if self.frozen() {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                "exec",
+                "the container is paused: resume it first",
+            ));
+        }
         let spec = req
             .spec
             .as_ref()
@@ -831,6 +848,7 @@ impl Task for Service {
         resp.terminal = proc.terminal;
         resp.status = match proc.phase() {
             Phase::Created | Phase::Starting => Status::CREATED,
+            Phase::Running if proc.id == INIT_PROCESS_ID && self.frozen() => Status::PAUSED,
             Phase::Running => Status::RUNNING,
             Phase::StartFailed | Phase::Exited => Status::STOPPED,
         }
@@ -940,6 +958,22 @@ impl Task for Service {
         resp.exit_status = exit.code as u32;
         resp.exited_at = timestamp(exit.exited_at);
         Ok(resp)
+    }
+
+    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> TResult<api::Empty> {
+        self.do_pause()
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> TResult<api::Empty> {
+        self.do_resume()
+    }
+
+    fn stats(&self, _ctx: &TtrpcContext, _req: api::StatsRequest) -> TResult<api::StatsResponse> {
+        self.do_stats()
+    }
+
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TResult<api::Empty> {
+        self.do_update(req)
     }
 
     fn pids(&self, _ctx: &TtrpcContext, _req: api::PidsRequest) -> TResult<api::PidsResponse> {

@@ -164,11 +164,12 @@ pub(crate) fn exit_status(code: Option<u32>, unknown_reason: &str) -> ExitStatus
 
 /// The memory limit the spec gives the container, in bytes.
 pub(crate) fn memory_limit(spec: &Spec) -> Option<u64> {
-    spec.windows()
-        .as_ref()?
-        .resources()?
-        .memory()?
-        .limit()
+    // oci-spec 0.10 has no getters on the Windows resources; read them back
+    // through serde.
+    let windows = serde_json::to_value(spec.windows().as_ref()?).ok()?;
+    windows
+        .pointer("/resources/memory/limit")?
+        .as_u64()
         .filter(|&l| l > 0)
 }
 
@@ -454,7 +455,10 @@ mod tests {
         assert_eq!(e.error.as_deref(), Some("gone"));
         assert_eq!(exit_status(Some(0), "x").code, 0);
         assert_eq!(exit_status(Some(3), "x").error, None);
-        assert_eq!(exit_status(Some(0xC000_013A), "x").code, 0xC000_013Au32 as i32);
+        assert_eq!(
+            exit_status(Some(0xC000_013A), "x").code,
+            0xC000_013Au32 as i32
+        );
     }
 
     fn statistics(network: Vec<v1::NetworkStats>) -> Statistics {

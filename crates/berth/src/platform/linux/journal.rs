@@ -20,6 +20,7 @@ const HISTORY: usize = 256;
 /// A running follower: `delivered` holds the latest events handed to the sink.
 pub struct Follower {
     pub delivered: watch::Receiver<Vec<Event>>,
+    poke: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,6 +34,8 @@ impl Follower {
     /// Follows `path` from after sequence number `after`, until the delete event.
     pub fn start(path: PathBuf, after: u64, sink: Arc<dyn EventSink>) -> Self {
         let (tx, rx) = watch::channel(Vec::new());
+        let poke = Arc::new(tokio::sync::Notify::new());
+        let poked = poke.clone();
         let task = tokio::spawn(async move {
             let mut offset = 0u64;
             let mut last = after;
@@ -63,13 +66,22 @@ impl Follower {
                 if done || !path.parent().is_some_and(|p| p.exists()) {
                     return;
                 }
-                tokio::time::sleep(TICK).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = poked.notified() => {}
+                }
             }
         });
         Self {
             delivered: rx,
+            poke,
             task,
         }
+    }
+
+    /// Reads the journal now rather than at the next tick (an event was just made).
+    pub fn poke(&self) {
+        self.poke.notify_one();
     }
 
     /// Waits until an event matching `pred` was delivered.

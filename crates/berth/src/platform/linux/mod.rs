@@ -339,6 +339,7 @@ impl Platform {
         let mut rec = rec;
         rec.started_at = Some(Utc::now());
         let _ = record::write(data_dir, &rec);
+        follower.poke();
         follower
             .wait_for(|e| {
                 e.kind == EventKind::Start && e.process_id.as_ref().is_none_or(ProcessId::is_init)
@@ -575,18 +576,22 @@ impl Platform {
             let _ = tokio::time::timeout(Duration::from_millis(500), deleted).await;
         }
         self.followers.lock().unwrap().remove(id);
-        self.launch
-            .cleanup(id, &paths::bundle_dir(&state_dir))
-            .await
-            .map_err(|e| {
-                Error::new(
-                    OP,
-                    id.as_str(),
-                    ErrorKind::Internal,
-                    "remove runtime state",
-                    e,
-                )
-            })?;
+        if exit.is_none() {
+            // The shim did not delete the container (it is gone): do it by its
+            // `delete` contract.
+            self.launch
+                .cleanup(id, &paths::bundle_dir(&state_dir))
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        OP,
+                        id.as_str(),
+                        ErrorKind::Internal,
+                        "remove runtime state",
+                        e,
+                    )
+                })?;
+        }
         let exit = exit
             .or_else(|| record::exit(&data_dir))
             .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone"));
@@ -739,12 +744,10 @@ impl Platform {
         .await;
         match result {
             Ok(pid) => {
-                let delivered = self
-                    .followers
-                    .lock()
-                    .unwrap()
-                    .get(id)
-                    .map(|f| f.delivered.clone());
+                let delivered = self.followers.lock().unwrap().get(id).map(|f| {
+                    f.poke();
+                    f.delivered.clone()
+                });
                 if let Some(mut rx) = delivered {
                     let started = rx.wait_for(|h| {
                         h.iter().any(|e| {

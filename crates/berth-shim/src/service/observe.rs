@@ -1,0 +1,192 @@
+//! Observing and controlling the running container: Pause, Resume, Stats and
+//! Update of the Task service, the paused state, and the OOM watch that makes the
+//! oom event and init's OOMKilled.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use berth_types::{EventKind, WireErrorKind, INIT_PROCESS_ID, STATS_TYPE_URL};
+use chrono::Utc;
+use containerd_shim_protos::api;
+use libcgroups::common::{CgroupManager, FreezerState};
+use libcontainer::container::ContainerStatus;
+
+use super::{emit, fail, Phase, Service, TResult};
+use crate::cgroup::{self, Cgroup, OomWatch, PlanError};
+use crate::journal::Detail;
+
+/// The container's cgroup path (`/berth/<id>`): fixed at create, so read once.
+static CGROUP_PATH: OnceLock<PathBuf> = OnceLock::new();
+
+impl Service {
+    fn cgroup_path(&self, step: &str) -> TResult<PathBuf> {
+        if let Some(p) = CGROUP_PATH.get() {
+            return Ok(p.clone());
+        }
+        let c = self.container(step)?;
+        let p = c
+            .spec()
+            .map_err(|e| {
+                fail(
+                    WireErrorKind::Internal,
+                    step,
+                    format!("read container config: {e}"),
+                )
+            })?
+            .cgroup_path;
+        Ok(CGROUP_PATH.get_or_init(|| p).clone())
+    }
+
+    /// The container's cgroup.
+    pub(super) fn cgroup(&self, step: &str) -> TResult<Cgroup> {
+        Ok(Cgroup::open(&self.cgroup_path(step)?))
+    }
+
+    /// Whether the freezer holds the container: the cgroup is the truth, so the
+    /// state survives anything that happens to the shim's clients.
+    pub(super) fn frozen(&self) -> bool {
+        self.cgroup("state").is_ok_and(|c| c.frozen())
+    }
+
+    /// Init, if it is running (not created, not exited).
+    fn running_init(&self, step: &str) -> TResult<Arc<super::Proc>> {
+        let init = self.init()?;
+        if init.phase() != Phase::Running || init.exit().is_some() {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                step,
+                "the container is not running",
+            ));
+        }
+        Ok(init)
+    }
+
+    fn freeze(&self, step: &str, state: FreezerState) -> TResult<()> {
+        let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path: self.cgroup_path(step)?,
+            systemd_cgroup: false,
+            container_name: self.id.to_string(),
+        })
+        .map_err(|e| fail(WireErrorKind::Internal, step, format!("open cgroup: {e}")))?;
+        manager
+            .freeze(state)
+            .map_err(|e| fail(WireErrorKind::Internal, step, format!("freezer: {e}")))?;
+        // Keep libcontainer's own record in step (best effort: the cgroup is what
+        // counts).
+        if let Ok(mut c) = self.container(step) {
+            let status = match state {
+                FreezerState::Frozen => ContainerStatus::Paused,
+                _ => ContainerStatus::Running,
+            };
+            if let Err(e) = c.set_status(status).save() {
+                tracing::warn!(error = %e, "save container status");
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_pause(&self) -> TResult<api::Empty> {
+        let _span = tracing::info_span!("pause", container_id = %self.id).entered();
+        self.running_init("pause")?;
+        if self.frozen() {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                "pause",
+                "the container is already paused",
+            ));
+        }
+        self.freeze("pause", FreezerState::Frozen)?;
+        self.emit(EventKind::Paused, Detail::default());
+        Ok(api::Empty::new())
+    }
+
+    pub(super) fn do_resume(&self) -> TResult<api::Empty> {
+        let _span = tracing::info_span!("resume", container_id = %self.id).entered();
+        self.running_init("resume")?;
+        if !self.frozen() {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                "resume",
+                "the container is not paused",
+            ));
+        }
+        self.freeze("resume", FreezerState::Thawed)?;
+        self.emit(EventKind::Resumed, Detail::default());
+        Ok(api::Empty::new())
+    }
+
+    pub(super) fn do_stats(&self) -> TResult<api::StatsResponse> {
+        let init = self.running_init("stats")?;
+        let mut stats = self.cgroup("stats")?.stats();
+        stats.network = cgroup::network_of(init.pid());
+        stats.read = Some(Utc::now());
+        let mut any = containerd_shim_protos::protobuf::well_known_types::any::Any::new();
+        any.type_url = STATS_TYPE_URL.to_owned();
+        any.value =
+            serde_json::to_vec(&stats).map_err(|e| fail(WireErrorKind::Internal, "stats", e))?;
+        let mut resp = api::StatsResponse::new();
+        resp.stats = containerd_shim_protos::protobuf::MessageField::some(any);
+        Ok(resp)
+    }
+
+    pub(super) fn do_update(&self, req: api::UpdateTaskRequest) -> TResult<api::Empty> {
+        let _span = tracing::info_span!("update", container_id = %self.id).entered();
+        self.running_init("update")?;
+        let value = req
+            .resources
+            .as_ref()
+            .map(|a| a.value.as_slice())
+            .unwrap_or(b"{}");
+        let resources: oci_spec::runtime::LinuxResources = serde_json::from_slice(value)
+            .map_err(|e| fail(WireErrorKind::InvalidArgument, "read resources", e))?;
+        let writes = self
+            .cgroup("update")?
+            .plan_update(&resources)
+            .map_err(|e| match e {
+                PlanError::Unavailable(m) => fail(WireErrorKind::FailedPrecondition, "update", m),
+                PlanError::Invalid(m) => fail(WireErrorKind::InvalidArgument, "update", m),
+            })?;
+        cgroup::apply(&writes).map_err(|r| {
+            let file = r
+                .write
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let why = match r.error.raw_os_error() {
+                Some(libc::EBUSY) if file.starts_with("memory.") => {
+                    "the container uses more memory than that".to_owned()
+                }
+                Some(libc::EINVAL) => "the value is out of range for this cgroup".to_owned(),
+                _ => String::new(),
+            };
+            let msg = if why.is_empty() {
+                format!("the kernel refused {file}={}: {}", r.write.value, r.error)
+            } else {
+                format!(
+                    "the kernel refused {file}={}: {why} ({}); the old limits stay",
+                    r.write.value, r.error
+                )
+            };
+            fail(WireErrorKind::FailedPrecondition, "update", msg)
+        })?;
+        Ok(api::Empty::new())
+    }
+
+    /// Starts the OOM watch of the container (called once init exists).
+    pub(super) fn oom_watch(&self, pid: i32) -> Option<Arc<OomWatch>> {
+        let cgroup = self.cgroup("watch oom").ok()?;
+        let journal = self.journal.clone();
+        OomWatch::start(cgroup, move || {
+            emit(
+                &journal,
+                EventKind::Oom,
+                Detail {
+                    process_id: Some(INIT_PROCESS_ID),
+                    pid: Some(pid),
+                    ..Default::default()
+                },
+            );
+        })
+    }
+}
