@@ -42,7 +42,7 @@ fn hostname_defaults_to_first_12_chars_of_name() {
 /// Every valid name runs without `--hostname`: `_` is valid in a name but not in
 /// a hostname, and the first 12 characters may end with `-` or `.`.
 #[test]
-#[ignore = "bug: a valid name whose first 12 characters are not a valid hostname (`my_app`, `abcdefghijk-x`) fails with 125 `invalid hostname` unless --hostname is given"]
+
 fn hostname_default_for_names_that_are_not_hostnames() {
     let env = Env::new("hsn");
     for suffix in ["_app", "-", "."] {
@@ -118,7 +118,7 @@ fn workdir_flag() {
 }
 
 #[test]
-#[ignore = "bug: -w to a missing directory fails with 125 `create container: ... failed to unix syscall` instead of creating it (CLI.md: created for init, as runc does)"]
+
 fn workdir_missing_is_created_for_init() {
     let env = Env::new("cwm");
     let name = env.name("c");

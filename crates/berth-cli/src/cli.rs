@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and start a container, attached unless -d.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers.
     Ps(PsArgs),
     /// Show containers as JSON.
@@ -41,7 +41,7 @@ pub enum Command {
         names: Vec<String>,
     },
     /// Run another process in a running container.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Send a signal to a container's init (or one of its processes).
     Kill {
         /// Signal name or number.
@@ -68,6 +68,22 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Freeze every process of containers.
+    Pause {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Thaw paused containers.
+    Resume {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show containers' resource use, live.
+    Stats(crate::observe::StatsArgs),
+    /// Show the processes of a container.
+    Top { name: String },
+    /// Change resource limits of a running container.
+    Update(crate::observe::UpdateArgs),
     /// Print the default config.json.
     Spec,
     /// Print version information.

@@ -249,7 +249,11 @@ mod tests {
             check_command("no-such-cmd-xyz", "/usr/bin").unwrap_err().0,
             127
         );
-        assert_eq!(check_command("/etc/hostname", "").unwrap_err().0, 126);
+        let plain = std::env::temp_dir().join(format!("berth-not-exec-{}", std::process::id()));
+        std::fs::write(&plain, "x").unwrap();
+        let result = check_command(plain.to_str().unwrap(), "");
+        std::fs::remove_file(&plain).unwrap();
+        assert_eq!(result.unwrap_err().0, 126);
         assert_eq!(check_command("/nope/x", "").unwrap_err().0, 127);
         assert_eq!(check_command("etc", "/").unwrap_err().0, 126);
     }

@@ -26,7 +26,7 @@ use crate::args::{Flags, ENV_DATA_DIR, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
 use crate::io::{self, ConsoleSocket, IoGroup, Log};
 use crate::journal::{Detail, Journal};
 use crate::reaper::Reaper;
-use crate::{helper, mounts, sys};
+use crate::{fixups, helper, mounts, sys};
 
 mod observe;
 
@@ -628,8 +628,12 @@ impl Task for Service {
             None,
         ));
         let root = self.paths.runtime_root.to_string_lossy().into_owned();
-        if let Err(e) = self.spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root])
-        {
+        let prepared = fixups::prepare_bundle(Path::new(&req.bundle))
+            .map_err(|e| fail(WireErrorKind::InvalidArgument, "read bundle", e));
+        let spawned = prepared.and_then(|()| {
+            self.spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root])
+        });
+        if let Err(e) = spawned {
             if let Some(target) = self.rootfs.lock().unwrap().take() {
                 mounts::unmount_all(&target);
             }

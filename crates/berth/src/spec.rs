@@ -248,8 +248,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
         return Err(SpecError::RelativeCwd(opts.cwd.clone()));
     }
     let hostname = if opts.hostname.is_empty() {
-        // Docker's default hostname: the short id.
-        id.as_str().chars().take(12).collect()
+        default_hostname(id.as_str())
     } else {
         opts.hostname.clone()
     };
@@ -663,6 +662,22 @@ fn merge_env(mut env: Vec<String>, overrides: &[String]) -> Result<Vec<String>, 
 }
 
 /// RFC 1123 host names, within the kernel's 64-byte limit for uname.
+/// Docker's default hostname, the short id, made a valid hostname: a name may
+/// hold `_` or end its first 12 characters in `-` or `.`, a hostname may not.
+fn default_hostname(id: &str) -> String {
+    let short: String = id
+        .chars()
+        .take(12)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    let trimmed = short.trim_matches('-');
+    if trimmed.is_empty() {
+        "berth".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
 fn valid_hostname(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 63
@@ -760,6 +775,10 @@ mod tests {
         let spec = build(&opts()).unwrap();
         assert_eq!(spec.version(), OCI_VERSION);
         assert_eq!(spec.hostname().as_deref(), Some("c0ffee123456"));
+        assert_eq!(default_hostname("my_app"), "my-app");
+        assert_eq!(default_hostname("abcdefghijk-x"), "abcdefghijk");
+        assert_eq!(default_hostname("abcdefghij.kl"), "abcdefghij-k");
+        assert!(valid_hostname(&default_hostname("a_.-_b")));
         let root = spec.root().as_ref().unwrap();
         assert_eq!(root.path(), Path::new("rootfs"));
         assert_eq!(root.readonly(), Some(false));
