@@ -68,6 +68,22 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Freeze every process of containers.
+    Pause {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Thaw paused containers.
+    Resume {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show containers' resource use, live.
+    Stats(crate::observe::StatsArgs),
+    /// Show the processes of a container.
+    Top { name: String },
+    /// Change resource limits of a running container.
+    Update(crate::observe::UpdateArgs),
     /// Print the default config.json.
     Spec,
     /// Print version information.

@@ -111,6 +111,11 @@ pub async fn dispatch(cli: Cli) -> u8 {
             }
             code
         }
+        Command::Pause { names } => crate::observe::freezer(&cli, &c, names, true).await,
+        Command::Resume { names } => crate::observe::freezer(&cli, &c, names, false).await,
+        Command::Stats(args) => crate::observe::stats(&cli, &c, args).await,
+        Command::Top { name } => crate::observe::top(&cli, &c, name).await,
+        Command::Update(args) => crate::observe::update(&cli, &c, args).await,
         Command::Spec => match crate::commands::default_spec() {
             Ok(s) => {
                 println!("{s}");

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod names;
+mod observe;
 mod output;
 mod term;
 

@@ -266,15 +266,11 @@ impl Cgroup {
         }
         if let Some(weight) = r.block_io().as_ref().and_then(|b| b.weight()) {
             let d = self.need("blkio")?;
-            let file = ["blkio.weight", "blkio.bfq.weight"]
-                .iter()
-                .map(|f| d.join(f))
-                .find(|p| p.exists())
-                .ok_or_else(|| {
-                    PlanError::Unavailable(
-                        "block I/O weight is not available on this host (no blkio.weight or blkio.bfq.weight: the disk's I/O scheduler has no weights)".into(),
-                    )
-                })?;
+            let file = weight_file(d, "blkio.weight", "blkio.bfq.weight").ok_or_else(|| {
+                PlanError::Unavailable(
+                    "block I/O weight is not available on this host: no blkio.weight, and no disk uses the bfq I/O scheduler".into(),
+                )
+            })?;
             w.push(Write::new(file, weight.to_string()));
         }
         Ok(w)
@@ -347,18 +343,38 @@ fn plan_v2(d: &Path, r: &LinuxResources) -> Result<Vec<Write>, PlanError> {
         w.push(Write::new(need("pids.max")?, pids_max(p.limit())));
     }
     if let Some(weight) = r.block_io().as_ref().and_then(|b| b.weight()) {
-        if has("io.weight") {
-            w.push(Write::new(d.join("io.weight"), format!("default {weight}")));
-        } else if has("io.bfq.weight") {
-            w.push(Write::new(d.join("io.bfq.weight"), weight.to_string()));
-        } else {
-            return Err(PlanError::Unavailable(
-                "block I/O weight is not available on this host (no io.weight or io.bfq.weight)"
-                    .into(),
-            ));
+        match weight_file(d, "io.weight", "io.bfq.weight") {
+            Some(f) if f.ends_with("io.weight") => {
+                w.push(Write::new(f, format!("default {weight}")))
+            }
+            Some(f) => w.push(Write::new(f, weight.to_string())),
+            None => {
+                return Err(PlanError::Unavailable(
+                    "block I/O weight is not available on this host: no io.weight, and no disk uses the bfq I/O scheduler".into(),
+                ))
+            }
         }
     }
     Ok(w)
+}
+
+/// The file a block I/O weight goes to: `plain` (CFQ's blkio.weight, v2's
+/// io.weight) when the kernel has it, else BFQ's file if some disk actually runs
+/// BFQ. The BFQ file exists whenever the module is loaded, but a weight written to
+/// it does nothing unless a disk uses that scheduler.
+fn weight_file(d: &Path, plain: &str, bfq: &str) -> Option<PathBuf> {
+    if d.join(plain).exists() {
+        return Some(d.join(plain));
+    }
+    (d.join(bfq).exists() && a_disk_runs_bfq()).then(|| d.join(bfq))
+}
+
+fn a_disk_runs_bfq() -> bool {
+    fs::read_dir("/sys/block").is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            fs::read_to_string(e.path().join("queue/scheduler")).is_ok_and(|s| s.contains("[bfq]"))
+        })
+    })
 }
 
 /// runc's mapping of v1 shares (2..262144) onto v2 weight (1..10000).

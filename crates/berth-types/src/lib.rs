@@ -16,6 +16,7 @@ pub use id::{ContainerId, IdError, ProcessId, INIT_PROCESS_ID};
 pub use resources::Resources;
 pub use stats::{
     BlockIoStats, CpuStats, MemoryStats, NetworkStats, PidsStats, ProcessSummary, Stats,
+    STATS_TYPE_URL,
 };
 pub use status::{ContainerStatus, ExitStatus, UNKNOWN_EXIT_CODE};
 pub use wire::{WireError, WireErrorKind};

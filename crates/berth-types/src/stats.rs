@@ -1,6 +1,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// `type_url` of the `Any` in the Task API's `StatsResponse` that carries a
+/// [`Stats`] as JSON (berth's shim answers Stats with it).
+pub const STATS_TYPE_URL: &str = "type.berth.dev/berth.Stats";
+
 /// A sample of a container's resource use. A figure this host cannot give is `None`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

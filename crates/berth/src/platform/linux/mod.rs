@@ -5,6 +5,7 @@ mod journal;
 mod paths;
 mod record;
 mod shim;
+mod observe;
 mod stdio;
 
 use std::collections::HashMap;
@@ -614,28 +615,8 @@ impl Platform {
         ))
     }
 
-    pub async fn pause(&self, id: &ContainerId) -> Result<()> {
-        Self::unsupported("pause", id)
-    }
-    pub async fn resume(&self, id: &ContainerId) -> Result<()> {
-        Self::unsupported("resume", id)
-    }
-    pub async fn stats(&self, id: &ContainerId) -> Result<berth_types::Stats> {
-        Self::unsupported("stats", id)
-    }
-    pub async fn pids(&self, id: &ContainerId) -> Result<Vec<u32>> {
-        Self::unsupported("pids", id)
-    }
-    pub async fn summary(&self, id: &ContainerId) -> Result<Vec<berth_types::ProcessSummary>> {
-        Self::unsupported("top", id)
-    }
-    pub async fn update_resources(
-        &self,
-        id: &ContainerId,
-        _r: &berth_types::Resources,
-    ) -> Result<()> {
-        Self::unsupported("update", id)
-    }
+    // pause, resume, stats, pids, summary and update_resources: observe.rs.
+
     pub async fn checkpoint(
         &self,
         id: &ContainerId,
