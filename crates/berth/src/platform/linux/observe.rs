@@ -252,7 +252,7 @@ fn merge_resources(spec: &mut oci_spec::runtime::Spec, u: &LinuxResources) {
     let mut linux = spec.linux().clone().unwrap_or_default();
     let mut res = linux.resources().clone().unwrap_or_default();
     if let Some(um) = u.memory() {
-        let mut m = res.memory().clone().unwrap_or_default();
+        let mut m = (*res.memory()).unwrap_or_default();
         if let Some(v) = um.limit() {
             m.set_limit(Some(v));
         }
@@ -278,7 +278,7 @@ fn merge_resources(spec: &mut oci_spec::runtime::Spec, u: &LinuxResources) {
         res.set_cpu(Some(c));
     }
     if let Some(p) = u.pids() {
-        res.set_pids(Some(p.clone()));
+        res.set_pids(Some(*p));
     }
     if let Some(b) = u.block_io() {
         let mut bio = res.block_io().clone().unwrap_or_default();
