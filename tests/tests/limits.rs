@@ -52,7 +52,6 @@ fn memory_limit_stops_a_process_that_allocates_past_it() {
 }
 
 #[test]
-#[ignore = "bug: State.OOMKilled stays false when the memory cgroup's OOM killer kills init (exit 137)"]
 fn memory_oom_is_reported_as_oomkilled() {
     let env = Env::new("oom");
     let name = env.name("c");
