@@ -25,6 +25,9 @@ pub struct Cli {
     /// Shorthand for --log-level debug.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Log kept per process (64m, 1g); past it the oldest output goes.
+    #[arg(long, global = true, default_value = "100m")]
+    pub log_max: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -84,6 +87,10 @@ pub enum Command {
     Top { name: String },
     /// Change resource limits of a running container.
     Update(crate::observe::UpdateArgs),
+    /// Show a container's output.
+    Logs(crate::logs::LogsArgs),
+    /// Show events as they happen.
+    Events(crate::logs::EventsArgs),
     /// Print the default config.json.
     Spec,
     /// Print version information.

@@ -38,6 +38,9 @@ fn client(cli: &Cli) -> Client {
         root: cli.root.clone(),
         data_root: cli.data_root.clone(),
         shim_binary: shim_binary(),
+        log_max: berth::spec::parse::parse_bytes(&cli.log_max)
+            .ok()
+            .map(|b| b as u64),
     };
     Client::new(config, |_: &berth::Event| {})
 }
@@ -126,6 +129,16 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 1
             }
         },
+        Command::Logs(args) => exit_of(
+            "logs",
+            &args.name,
+            crate::logs::logs(&cli.data_root, &c, args).await,
+        ),
+        Command::Events(args) => exit_of(
+            "events",
+            "",
+            crate::logs::events(&cli.root, &cli.data_root, args).await,
+        ),
         Command::Version => {
             println!("berth version {}", env!("CARGO_PKG_VERSION"));
             0

@@ -10,6 +10,8 @@ use anyhow::{bail, Context, Result};
 pub const ENV_STATE_DIR: &str = "BERTH_SHIM_STATE_DIR";
 /// Environment variable naming the container's record directory under the data root.
 pub const ENV_DATA_DIR: &str = "BERTH_SHIM_DATA_DIR";
+/// Environment variable giving the log limit per process, in bytes.
+pub const ENV_LOG_MAX: &str = "BERTH_SHIM_LOG_MAX";
 /// Environment variable naming libcontainer's state root.
 pub const ENV_RUNTIME_ROOT: &str = "BERTH_SHIM_RUNTIME_ROOT";
 

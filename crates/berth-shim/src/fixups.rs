@@ -14,7 +14,8 @@ use serde_json::Value;
 /// Applies the fixups to `<bundle>/config.json` (rewritten only when changed).
 pub fn prepare_bundle(bundle: &Path) -> io::Result<()> {
     let path = bundle.join("config.json");
-    let mut spec: Value = serde_json::from_slice(&std::fs::read(&path)?).map_err(io::Error::other)?;
+    let mut spec: Value =
+        serde_json::from_slice(&std::fs::read(&path)?).map_err(io::Error::other)?;
     let changed = readonly_cgroup_v1(&mut spec, &cgroup_v1_hierarchies());
     if let Some(root) = spec.pointer("/root/path").and_then(Value::as_str) {
         let root = bundle.join(root);
@@ -42,7 +43,11 @@ fn cgroup_v1_hierarchies() -> Vec<String> {
             let (left, right) = l.split_once(" - ")?;
             let fstype = right.split_whitespace().next()?;
             let mountpoint = left.split_whitespace().nth(4)?;
-            (fstype == "cgroup").then(|| mountpoint.strip_prefix("/sys/fs/cgroup/").map(str::to_owned))?
+            (fstype == "cgroup").then(|| {
+                mountpoint
+                    .strip_prefix("/sys/fs/cgroup/")
+                    .map(str::to_owned)
+            })?
         })
         .filter(|n| !n.contains('/'))
         .collect()
@@ -68,7 +73,9 @@ fn readonly_cgroup_v1(spec: &mut Value, hierarchies: &[String]) -> bool {
     let Some(linux) = spec.get_mut("linux").and_then(Value::as_object_mut) else {
         return false;
     };
-    let paths = linux.entry("readonlyPaths").or_insert_with(|| Value::Array(Vec::new()));
+    let paths = linux
+        .entry("readonlyPaths")
+        .or_insert_with(|| Value::Array(Vec::new()));
     let Some(paths) = paths.as_array_mut() else {
         return false;
     };
@@ -101,7 +108,12 @@ fn mkdir_in_root(root: &Path, dir: &Path) -> io::Result<()> {
                 return Err(io::Error::other(format!("{} is a symlink", at.display())));
             }
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(io::Error::other(format!("{} is not a directory", at.display()))),
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "{} is not a directory",
+                    at.display()
+                )))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&at)?,
             Err(e) => return Err(e),
         }
@@ -121,7 +133,15 @@ mod tests {
         });
         let h = vec!["pids".to_owned(), "memory".to_owned()];
         assert!(readonly_cgroup_v1(&mut spec, &h));
-        assert_eq!(spec["linux"]["readonlyPaths"], serde_json::json!(["/proc/bus", "/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"]));
+        assert_eq!(
+            spec["linux"]["readonlyPaths"],
+            serde_json::json!([
+                "/proc/bus",
+                "/sys/fs/cgroup",
+                "/sys/fs/cgroup/pids",
+                "/sys/fs/cgroup/memory"
+            ])
+        );
         assert!(!readonly_cgroup_v1(&mut spec, &h), "idempotent");
         let mut rw: Value = serde_json::json!({"mounts": [{"destination": "/sys/fs/cgroup", "options": []}], "linux": {}});
         assert!(!readonly_cgroup_v1(&mut rw, &h));

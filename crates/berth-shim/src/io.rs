@@ -94,10 +94,19 @@ impl Drop for IoGuard {
 /// of output (`P` when the line continues in the next record).
 pub struct Log {
     file: File,
+    path: std::path::PathBuf,
+    /// Bytes in the current file.
+    size: u64,
+    /// Past this many bytes (of both files) the oldest half goes.
+    max: u64,
 }
 
+/// Default log limit per process: 100 MiB.
+pub const DEFAULT_LOG_MAX: u64 = 100 << 20;
+
 impl Log {
-    pub fn open(path: &Path) -> io::Result<Arc<Mutex<Self>>> {
+    /// Opens (appending to) the log at `path`, kept under `max` bytes.
+    pub fn open(path: &Path, max: u64) -> io::Result<Arc<Mutex<Self>>> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -106,7 +115,35 @@ impl Log {
             .append(true)
             .mode(0o600)
             .open(path)?;
-        Ok(Arc::new(Mutex::new(Self { file })))
+        let size = file.metadata()?.len();
+        Ok(Arc::new(Mutex::new(Self {
+            file,
+            path: path.to_owned(),
+            size,
+            max: max.max(4096),
+        })))
+    }
+
+    /// Keeps the log within its limit: the current file becomes `<path>.1` and the
+    /// previous `.1` (the oldest bytes) goes; a `dropped` record in the new file
+    /// says how many bytes of output were lost. This is the only loss of output.
+    fn rotate(&mut self) -> io::Result<()> {
+        let old = self.path.with_extension("log.1");
+        let dropped = data_bytes(&old);
+        std::fs::rename(&self.path, &old)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)?;
+        self.size = 0;
+        if dropped > 0 {
+            let time = Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);
+            let rec = format!("{time} dropped F {dropped}\n");
+            self.file.write_all(rec.as_bytes())?;
+            self.size += rec.len() as u64;
+        }
+        Ok(())
     }
 
     fn write(&mut self, stream: &str, data: &[u8]) -> io::Result<()> {
@@ -128,8 +165,45 @@ impl Log {
             out.push(b'\n');
             rest = next;
         }
+        if self.size + out.len() as u64 > self.max / 2 && self.size > 0 {
+            self.rotate()?;
+        }
+        self.size += out.len() as u64;
         self.file.write_all(&out)
     }
+}
+
+/// Output bytes recorded in the log file at `path` (0 if there is none).
+fn data_bytes(path: &Path) -> u64 {
+    use std::io::BufRead;
+    let Ok(f) = File::open(path) else {
+        return 0;
+    };
+    let mut total = 0u64;
+    let mut reader = io::BufReader::new(f);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+        // TIME STREAM TAG DATA\n
+        let mut fields = line.splitn(4, |&b| b == b' ');
+        let (_, stream, tag) = (fields.next(), fields.next(), fields.next());
+        let data = fields.next().map_or(0, |d| d.len().saturating_sub(1)) as u64;
+        match (stream, tag) {
+            (Some(b"dropped"), _) => {
+                let n = std::str::from_utf8(fields_last(&line))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok());
+                total += n.unwrap_or(0);
+            }
+            (_, Some(b"F")) => total += data + 1,
+            _ => total += data,
+        }
+        line.clear();
+    }
+    total
+}
+
+fn fields_last(line: &[u8]) -> &[u8] {
+    line.rsplit(|&b| b == b' ').next().unwrap_or_default()
 }
 
 /// Drains `src` (the process's stdout or stderr pipe) into the log and the FIFO.
@@ -137,10 +211,15 @@ impl Log {
 pub fn copy_out(
     group: &Arc<IoGroup>,
     mut src: File,
-    mut fifo: Option<File>,
+    fifo_path: Option<std::path::PathBuf>,
     log: Option<Arc<Mutex<Log>>>,
     stream: &'static str,
-) {
+) -> io::Result<()> {
+    // Opened before the process runs, so its first bytes reach the caller.
+    let mut fifo = match &fifo_path {
+        Some(p) => open_fifo_writer(p)?,
+        None => None,
+    };
     let guard = group.enter();
     thread::Builder::new()
         .name(format!("io-{stream}"))
@@ -158,14 +237,21 @@ pub fn copy_out(
                 if let Some(log) = &log {
                     let _ = log.lock().unwrap().write(stream, &buf[..n]);
                 }
+                if fifo.is_none() {
+                    // A caller that went away may come back (a restored client
+                    // opens the same FIFO again); meanwhile the log has it all.
+                    if let Some(p) = &fifo_path {
+                        fifo = open_fifo_writer(p).ok().flatten();
+                    }
+                }
                 if let Some(f) = &mut fifo {
                     if f.write_all(&buf[..n]).is_err() {
                         fifo = None;
                     }
                 }
             }
-        })
-        .expect("spawn io thread");
+        })?;
+    Ok(())
 }
 
 /// Copies the caller's stdin FIFO into the process's stdin (pipe or terminal).
@@ -260,5 +346,63 @@ impl ConsoleSocket {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reassembles the output bytes of a log, and the dropped count it records.
+    fn replay(path: &Path) -> (Vec<u8>, u64) {
+        let text = std::fs::read(path).unwrap();
+        let (mut out, mut dropped) = (Vec::new(), 0);
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let f: Vec<&[u8]> = line.splitn(4, |&b| b == b' ').collect();
+            match (f[1], f[2]) {
+                (b"dropped", _) => {
+                    dropped += std::str::from_utf8(f[3]).unwrap().parse::<u64>().unwrap()
+                }
+                (_, b"F") => {
+                    out.extend_from_slice(f[3]);
+                    out.push(b'\n');
+                }
+                _ => out.extend_from_slice(f[3]),
+            }
+        }
+        (out, dropped)
+    }
+
+    #[test]
+    fn log_keeps_exact_bytes_and_counts_what_it_drops() {
+        let dir = std::env::temp_dir().join(format!("berth-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("init.log");
+        let log = Log::open(&path, 16 * 1024).unwrap();
+        let mut all = Vec::new();
+        for i in 0..500u32 {
+            let chunk = format!("line {i} partial-").into_bytes();
+            let chunk2 = b"rest\n".to_vec();
+            log.lock().unwrap().write("stdout", &chunk).unwrap();
+            log.lock().unwrap().write("stdout", &chunk2).unwrap();
+            all.extend(chunk);
+            all.extend(chunk2);
+        }
+        let (older, d1) = replay(&path.with_extension("log.1"));
+        let (newer, d2) = replay(&path);
+        let kept: Vec<u8> = older.into_iter().chain(newer).collect();
+        let dropped = (d1 + d2) as usize;
+        assert!(dropped > 0, "the limit must have dropped something");
+        assert_eq!(
+            dropped + kept.len(),
+            all.len(),
+            "every byte is either kept or counted as dropped"
+        );
+        assert_eq!(
+            &all[dropped..],
+            &kept[..],
+            "what is kept is exactly the newest bytes"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -33,8 +33,7 @@ pub fn parse_options(options: &[String]) -> (MsFlags, bool, String) {
 /// Mounts `mounts` in order at `target`; on failure unmounts what it mounted.
 pub fn mount_rootfs(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(target)?;
-    let mut done = 0;
-    for m in mounts {
+    for (done, m) in mounts.iter().enumerate() {
         let (flags, ro, data) = parse_options(&m.options);
         let fstype = if m.type_ == "bind" {
             None
@@ -83,7 +82,6 @@ pub fn mount_rootfs(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
                 target.display()
             )));
         }
-        done += 1;
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use containerd_shim_protos::shim_sync::{create_task, Task};
 use libcontainer::container::Container;
 use ttrpc::{Code, TtrpcContext};
 
-use crate::args::{Flags, ENV_DATA_DIR, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
+use crate::args::{Flags, ENV_DATA_DIR, ENV_LOG_MAX, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
 use crate::io::{self, ConsoleSocket, IoGroup, Log};
 use crate::journal::{Detail, Journal};
 use crate::reaper::Reaper;
@@ -156,6 +156,8 @@ struct Paths {
     data_dir: Option<PathBuf>,
     /// libcontainer's state root.
     runtime_root: PathBuf,
+    /// Log limit per process, in bytes.
+    log_max: u64,
 }
 
 pub struct Service {
@@ -224,18 +226,13 @@ pub fn serve(flags: &Flags) -> Result<()> {
     let s = service.clone();
     std::thread::spawn(move || drop(s.helper_path()));
     let _ = rx.recv();
-    if let Some(sock) = socket_path_in(&service.paths.state_dir) {
+    if let Ok(sock) = crate::start::socket_path(flags) {
         let _ = std::fs::remove_file(sock);
     }
     // Let the reply to the request that asked for the shutdown reach the caller,
     // then go: nothing of the container is left to hold.
     std::thread::sleep(Duration::from_millis(2));
     std::process::exit(0)
-}
-
-fn socket_path_in(state_dir: &Path) -> Option<PathBuf> {
-    let p = state_dir.join("shim.sock");
-    p.exists().then_some(p)
 }
 
 fn paths_for(flags: &Flags) -> Result<Paths> {
@@ -253,6 +250,10 @@ fn paths_for(flags: &Flags) -> Result<Paths> {
             state_dir,
             data_dir: std::env::var_os(ENV_DATA_DIR).map(PathBuf::from),
             runtime_root,
+            log_max: std::env::var(ENV_LOG_MAX)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(io::DEFAULT_LOG_MAX),
         });
     }
     let bundle = match &flags.bundle {
@@ -263,6 +264,7 @@ fn paths_for(flags: &Flags) -> Result<Paths> {
         state_dir: bundle,
         data_dir: None,
         runtime_root: PathBuf::from("/run/berth-containerd").join(&flags.namespace),
+        log_max: io::DEFAULT_LOG_MAX,
     })
 }
 
@@ -469,17 +471,14 @@ impl Service {
         };
         let mut outs = Vec::with_capacity(2);
         for (path, stream) in [(&proc.stdout, "stdout"), (&proc.stderr, "stderr")] {
-            let fifo = if path.is_empty() {
-                None
-            } else {
-                io::open_fifo_writer(Path::new(path)).map_err(io_err("open output fifo"))?
-            };
+            let fifo = (!path.is_empty()).then(|| PathBuf::from(path));
             if fifo.is_none() && log.is_none() {
                 outs.push(Stdio::null());
                 continue;
             }
             let (r, w) = io::pipe().map_err(io_err("create output pipe"))?;
-            io::copy_out(&proc.io, File::from(r), fifo, log.clone(), stream);
+            io::copy_out(&proc.io, File::from(r), fifo, log.clone(), stream)
+                .map_err(io_err("open output fifo"))?;
             outs.push(Stdio::from(w));
         }
         let err = outs.pop().unwrap();
@@ -489,9 +488,12 @@ impl Service {
 
     fn log(&self, proc_id: &str) -> TResult<Option<Arc<Mutex<Log>>>> {
         match &self.paths.data_dir {
-            Some(dir) => Log::open(&dir.join("logs").join(format!("{proc_id}.log")))
-                .map(Some)
-                .map_err(|e| fail(WireErrorKind::Internal, "open log", e)),
+            Some(dir) => Log::open(
+                &dir.join("logs").join(format!("{proc_id}.log")),
+                self.paths.log_max,
+            )
+            .map(Some)
+            .map_err(|e| fail(WireErrorKind::Internal, "open log", e)),
             None => Ok(None),
         }
     }
@@ -502,18 +504,15 @@ impl Service {
             |step: &'static str| move |e: std::io::Error| fail(WireErrorKind::Internal, step, e);
         let master = console.master().map_err(io_err("receive terminal"))?;
         let log = self.log(&proc.id)?;
-        let fifo = if proc.stdout.is_empty() {
-            None
-        } else {
-            io::open_fifo_writer(Path::new(&proc.stdout)).map_err(io_err("open output fifo"))?
-        };
+        let fifo = (!proc.stdout.is_empty()).then(|| PathBuf::from(&proc.stdout));
         io::copy_out(
             &proc.io,
             master.try_clone().map_err(io_err("dup terminal"))?,
             fifo,
             log,
             "stdout",
-        );
+        )
+        .map_err(io_err("open output fifo"))?;
         if !proc.stdin.is_empty() {
             let fifo =
                 io::open_fifo_reader(Path::new(&proc.stdin)).map_err(io_err("open stdin fifo"))?;
@@ -1007,6 +1006,19 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         _req: api::ConnectRequest,
     ) -> TResult<api::ConnectResponse> {
+        // A client (re)connects to a live container: journal it, in order.
+        if let Ok(init) = self.init() {
+            if init.exit().is_none() && init.pid() > 0 {
+                self.emit(
+                    EventKind::Restore,
+                    Detail {
+                        process_id: Some(INIT_PROCESS_ID),
+                        pid: Some(init.pid()),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
         let mut resp = api::ConnectResponse::new();
         resp.shim_pid = std::process::id();
         resp.task_pid = self

@@ -16,7 +16,7 @@ use libcontainer::container::Container;
 use crate::args::{Flags, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
 use crate::sys;
 
-fn socket_path(flags: &Flags) -> Result<PathBuf> {
+pub fn socket_path(flags: &Flags) -> Result<PathBuf> {
     if let Some(state) = std::env::var_os(ENV_STATE_DIR) {
         return Ok(PathBuf::from(state).join("shim.sock"));
     }

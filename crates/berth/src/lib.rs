@@ -10,6 +10,7 @@
 
 mod client;
 mod error;
+pub mod logs;
 mod platform;
 pub mod rootfs;
 pub mod spec;

@@ -668,7 +668,13 @@ fn default_hostname(id: &str) -> String {
     let short: String = id
         .chars()
         .take(12)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = short.trim_matches('-');
     if trimmed.is_empty() {

@@ -112,6 +112,34 @@ fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<(Vec<Event>
     Ok((events, pos))
 }
 
+/// Appends the exit of a container whose shim is gone (the shim, the journal's
+/// only other writer, is dead), continuing its sequence.
+pub fn append_exit(
+    path: &std::path::Path,
+    id: &berth_types::ContainerId,
+    exit: &berth_types::ExitStatus,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let seq = read_all(path).last().map_or(1, |e| e.seq + 1);
+    let ev = Event {
+        seq,
+        time: exit.exited_at,
+        id: id.clone(),
+        kind: EventKind::Exit,
+        process_id: Some(berth_types::ProcessId::init()),
+        pid: None,
+        exit_code: Some(exit.code),
+        oom_killed: Some(exit.oom_killed),
+    };
+    let mut line = serde_json::to_vec(&ev).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(&line)
+}
+
 /// Every event in the journal at `path` (for `berth events` and catch-up).
 pub fn read_all(path: &std::path::Path) -> Vec<Event> {
     read_from(path, 0).map(|(e, _)| e).unwrap_or_default()

@@ -2,10 +2,10 @@
 //! the event journal followed from a cursor.
 
 mod journal;
+mod observe;
 mod paths;
 mod record;
 mod shim;
-mod observe;
 mod stdio;
 
 use std::collections::HashMap;
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_types::{ContainerId, ContainerStatus, Event, EventKind, ExitStatus, ProcessId};
+use berth_types::{
+    ContainerId, ContainerStatus, Event, EventKind, ExitStatus, ProcessId, INIT_PROCESS_ID,
+};
 use chrono::{DateTime, TimeZone, Utc};
 use containerd_shim_protos::api;
 use oci_spec::runtime::Spec;
@@ -37,6 +39,8 @@ pub struct Config {
     pub data_root: PathBuf,
     /// The shim binary.
     pub shim_binary: PathBuf,
+    /// Log limit per process in bytes (`None`: the shim's default, 100 MiB).
+    pub log_max: Option<u64>,
 }
 
 /// The Linux platform behind [`crate::Client`].
@@ -90,6 +94,7 @@ impl Platform {
             launch: Launch {
                 binary: config.shim_binary,
                 runtime_root: roots.runtime_root(),
+                log_max: config.log_max,
             },
             roots,
             sink,
@@ -641,8 +646,62 @@ impl Platform {
     ) -> Result<()> {
         Self::unsupported("checkpoint rm", id)
     }
-    pub async fn restore(&self, id: &ContainerId, _s: StdioRequest) -> Result<(u32, ProcessIo)> {
-        Self::unsupported("restore", id)
+    /// Reattaches to `id` after an engine restart: replays its journal to the sink
+    /// (every event; `Seq` lets the engine skip what it saw) and follows it; a
+    /// live container gets a restore event and its init's output FIFOs back. A
+    /// container whose shim is gone converges to exited 255 with the reason.
+    pub async fn restore(&self, id: &ContainerId, stdio: StdioRequest) -> Result<(u32, ProcessIo)> {
+        const OP: &str = "restore";
+        self.record(OP, id)?;
+        let state_dir = self.roots.state_dir(id);
+        let data_dir = self.roots.data_dir(id);
+        self.followers.lock().unwrap().remove(id);
+        let connected = match self.shim(OP, id) {
+            Ok(shim) => {
+                let req = api::ConnectRequest::new();
+                shim.call(move |t| t.connect(ctx(Some(QUICK)), &req))
+                    .await
+                    .map_err(|e| map_err(OP, id, "connect to shim", e))
+            }
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(r) => {
+                let io = stdio::reopen(&state_dir, INIT_PROCESS_ID, stdio).map_err(io_err(
+                    OP,
+                    id,
+                    "reopen stdio fifos",
+                ))?;
+                let mut follower =
+                    Follower::start(paths::journal(&state_dir), 0, self.sink.clone());
+                follower.poke();
+                if r.task_pid > 0 {
+                    let restored = follower.wait_for(|e| e.kind == EventKind::Restore);
+                    let _ = tokio::time::timeout(QUICK, restored).await;
+                }
+                self.followers.lock().unwrap().insert(id.clone(), follower);
+                Ok((r.task_pid, io))
+            }
+            Err(e) if e.kind == ErrorKind::ShimUnavailable => {
+                self.shims.lock().unwrap().remove(id);
+                // End whatever of the container is left, then record what is known.
+                let _ = self
+                    .launch
+                    .cleanup(id, &paths::bundle_dir(&state_dir))
+                    .await;
+                if record::exit(&data_dir).is_none() {
+                    let exit = ExitStatus::unknown("the container's shim is gone");
+                    record::write_exit(&data_dir, &exit).map_err(io_err(OP, id, "record exit"))?;
+                    journal::append_exit(&paths::journal(&state_dir), id, &exit)
+                        .map_err(io_err(OP, id, "journal exit"))?;
+                }
+                let follower = Follower::start(paths::journal(&state_dir), 0, self.sink.clone());
+                follower.poke();
+                self.followers.lock().unwrap().insert(id.clone(), follower);
+                Ok((0, ProcessIo::default()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts another process in the container; unset fields come from init's.

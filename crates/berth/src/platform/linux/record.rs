@@ -34,6 +34,14 @@ pub fn write(dir: &Path, rec: &Record) -> std::io::Result<()> {
     std::fs::rename(tmp, dir.join("config.json"))
 }
 
+/// Records an exit the shim could not (it is gone).
+pub fn write_exit(dir: &Path, exit: &ExitStatus) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("exit.json"),
+        serde_json::to_vec(exit).map_err(std::io::Error::other)?,
+    )
+}
+
 /// The exit the shim recorded, if it recorded one.
 pub fn exit(dir: &Path) -> Option<ExitStatus> {
     serde_json::from_slice(&std::fs::read(dir.join("exit.json")).ok()?).ok()

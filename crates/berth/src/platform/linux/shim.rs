@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind};
 const ENV_STATE_DIR: &str = "BERTH_SHIM_STATE_DIR";
 const ENV_DATA_DIR: &str = "BERTH_SHIM_DATA_DIR";
 const ENV_RUNTIME_ROOT: &str = "BERTH_SHIM_RUNTIME_ROOT";
+const ENV_LOG_MAX: &str = "BERTH_SHIM_LOG_MAX";
 
 /// Timeout of calls that should answer at once.
 pub const QUICK: Duration = Duration::from_secs(30);
@@ -88,6 +89,7 @@ pub fn ctx(d: Option<Duration>) -> ttrpc::context::Context {
 pub struct Launch {
     pub binary: PathBuf,
     pub runtime_root: PathBuf,
+    pub log_max: Option<u64>,
 }
 
 impl Launch {
@@ -112,6 +114,10 @@ impl Launch {
             .current_dir(bundle)
             .env(ENV_STATE_DIR, state_dir)
             .env(ENV_DATA_DIR, data_dir)
+            .env(
+                ENV_LOG_MAX,
+                self.log_max.map(|m| m.to_string()).unwrap_or_default(),
+            )
             .env(ENV_RUNTIME_ROOT, &self.runtime_root)
             .stdin(std::process::Stdio::null())
             .output()

@@ -48,6 +48,20 @@ pub fn make(dir: &Path, process: &str, req: StdioRequest) -> io::Result<(FifoPat
     Ok((paths, io))
 }
 
+/// Opens the caller's ends of `process`'s existing FIFOs again (a restored client);
+/// streams without a FIFO (the process ran detached) stay `None`: see its log.
+pub fn reopen(dir: &Path, process: &str, req: StdioRequest) -> io::Result<ProcessIo> {
+    let mut io = ProcessIo::default();
+    let path = |s: &str| dir.join(format!("{process}-{s}"));
+    if req.stdout && path("stdout").exists() {
+        io.stdout = Some(pipe::OpenOptions::new().open_receiver(path("stdout"))?);
+    }
+    if req.stderr && path("stderr").exists() {
+        io.stderr = Some(pipe::OpenOptions::new().open_receiver(path("stderr"))?);
+    }
+    Ok(io)
+}
+
 /// Removes `process`'s FIFOs.
 pub fn remove(dir: &Path, process: &str) {
     for stream in ["stdin", "stdout", "stderr"] {

@@ -1,0 +1,253 @@
+//! `berth logs` and `berth events`: reading what the shims keep.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use berth::logs::{Record, Stream, Tail};
+use berth::{Client, ContainerStatus, Event};
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use crate::{names, output};
+
+/// How often `-f` looks for more.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container exits.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<usize>,
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only output since this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// The container.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// `json`: one object per line.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only events since this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stop at this time (RFC 3339); without it, follow live events.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// `container=NAME`.
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+fn parse_time(flag: &str, t: &Option<String>) -> Result<Option<DateTime<Utc>>> {
+    t.as_ref()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("parse {flag}: {s:?} is not an RFC 3339 time"))
+        })
+        .transpose()
+}
+
+struct Printer {
+    timestamps: bool,
+    at_line_start: [bool; 2],
+}
+
+impl Printer {
+    fn print(&mut self, r: &Record) -> Result<()> {
+        match r {
+            Record::Dropped { bytes, .. } => eprintln!(
+                "berth: logs: {bytes} bytes of older output were dropped (log size limit)"
+            ),
+            Record::Output {
+                time,
+                stream,
+                data,
+                partial,
+            } => {
+                let i = usize::from(*stream == Stream::Stderr);
+                let mut buf = Vec::with_capacity(data.len() + 40);
+                if self.timestamps && self.at_line_start[i] {
+                    buf.extend_from_slice(output::time(time).as_bytes());
+                    buf.push(b' ');
+                }
+                buf.extend_from_slice(data);
+                if !partial {
+                    buf.push(b'\n');
+                }
+                self.at_line_start[i] = !partial;
+                match stream {
+                    Stream::Stdout => std::io::stdout().lock().write_all(&buf)?,
+                    Stream::Stderr => std::io::stderr().lock().write_all(&buf)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn record_time(r: &Record) -> DateTime<Utc> {
+    match r {
+        Record::Dropped { time, .. } | Record::Output { time, .. } => *time,
+    }
+}
+
+pub async fn logs(data_root: &Path, c: &Client, a: &LogsArgs) -> Result<()> {
+    let id = names::resolve(data_root, &a.name)?;
+    let since = parse_time("--since", &a.since)?;
+    let dir = data_root.join("containers").join(id.as_str());
+    let [older, current] = berth::logs::files(&dir, "init");
+    // The current file is read through the tail that `-f` goes on following.
+    let mut tail = Tail::new(current);
+    let mut records = berth::logs::read_file(&older).context("read log")?;
+    records.extend(tail.poll().context("read log")?);
+    if let Some(since) = since {
+        records.retain(|r| record_time(r) >= since);
+    }
+    if let Some(n) = a.tail {
+        // Keep the records of the last n complete lines.
+        let mut lines = 0;
+        let mut start = records.len();
+        for (i, r) in records.iter().enumerate().rev() {
+            if let Record::Output { partial: false, .. } = r {
+                if lines == n {
+                    break;
+                }
+                lines += 1;
+            }
+            start = i;
+        }
+        records.drain(..start);
+    }
+    let mut p = Printer {
+        timestamps: a.timestamps,
+        at_line_start: [true, true],
+    };
+    for r in &records {
+        p.print(r)?;
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    loop {
+        let running = matches!(
+            c.state(&id).await.map(|s| s.status),
+            Ok(ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Created)
+        );
+        for r in tail.poll().context("follow log")? {
+            p.print(&r)?;
+        }
+        if !running {
+            // The shim drains a process's output before it records the exit.
+            for r in tail.poll().context("follow log")? {
+                p.print(&r)?;
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn event_line(e: &Event, json: bool) -> String {
+    if json {
+        return serde_json::to_string(e).unwrap_or_default();
+    }
+    let mut attrs = Vec::new();
+    if let Some(p) = &e.process_id {
+        attrs.push(format!("process={p}"));
+    }
+    if let Some(pid) = e.pid {
+        attrs.push(format!("pid={pid}"));
+    }
+    if let Some(code) = e.exit_code {
+        attrs.push(format!("exitCode={code}"));
+    }
+    if e.oom_killed == Some(true) {
+        attrs.push("oomKilled=true".into());
+    }
+    format!(
+        "{} container {} {} ({})",
+        output::time(&e.time),
+        e.kind.as_str(),
+        e.id,
+        attrs.join(", ")
+    )
+}
+
+pub async fn events(root: &Path, data_root: &Path, a: &EventsArgs) -> Result<()> {
+    let json = match a.format.as_deref() {
+        None => false,
+        Some("json") => true,
+        Some(f) => bail!("unknown format {f:?}: use json"),
+    };
+    let since = parse_time("--since", &a.since)?;
+    let until = parse_time("--until", &a.until)?;
+    let mut only = None;
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("container", name)) => {
+                only = Some(
+                    names::resolve(data_root, name)
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|_| name.to_owned()),
+                )
+            }
+            _ => bail!("parse --filter: {f:?}: use container=NAME"),
+        }
+    }
+    // One cursor (last seq) per container journal.
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut first = true;
+    loop {
+        let mut batch: Vec<Event> = Vec::new();
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if only.as_ref().is_some_and(|o| *o != name) {
+                continue;
+            }
+            let path = entry.path().join("events.jsonl");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let last = seen.get(&name).copied().unwrap_or(0);
+            for line in text.lines() {
+                if let Ok(e) = serde_json::from_str::<Event>(line) {
+                    if e.seq > last {
+                        seen.insert(name.clone(), e.seq);
+                        batch.push(e);
+                    }
+                }
+            }
+        }
+        batch.sort_by_key(|e| e.time);
+        let mut out = std::io::stdout().lock();
+        for e in &batch {
+            if since.is_some_and(|s| e.time < s) || until.is_some_and(|u| e.time > u) {
+                continue;
+            }
+            // Without --since, only live events, as Docker does.
+            if first && since.is_none() && until.is_none() {
+                continue;
+            }
+            writeln!(out, "{}", event_line(e, json))?;
+        }
+        out.flush()?;
+        drop(out);
+        first = false;
+        if until.is_some_and(|u| Utc::now() > u) {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
