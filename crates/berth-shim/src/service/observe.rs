@@ -2,6 +2,7 @@
 //! Update of the Task service, the paused state, and the OOM watch that makes the
 //! oom event and init's OOMKilled.
 
+use containerd_shim_protos::protobuf::Message;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -121,9 +122,18 @@ impl Service {
         stats.network = cgroup::network_of(init.pid());
         stats.read = Some(Utc::now());
         let mut any = containerd_shim_protos::protobuf::well_known_types::any::Any::new();
-        any.type_url = STATS_TYPE_URL.to_owned();
-        any.value =
-            serde_json::to_vec(&stats).map_err(|e| fail(WireErrorKind::Internal, "stats", e))?;
+        if self.paths.data_dir.is_some() {
+            any.type_url = STATS_TYPE_URL.to_owned();
+            any.value = serde_json::to_vec(&stats)
+                .map_err(|e| fail(WireErrorKind::Internal, "stats", e))?;
+        } else {
+            // containerd (`ctr task metrics`, the CRI) reads its own cgroups v1
+            // Metrics; a figure this host lacks is 0 there, the proto has no null.
+            any.type_url = "io.containerd.cgroups.v1.Metrics".to_owned();
+            any.value = containerd_metrics(&stats)
+                .write_to_bytes()
+                .map_err(|e| fail(WireErrorKind::Internal, "stats", e))?;
+        }
         let mut resp = api::StatsResponse::new();
         resp.stats = containerd_shim_protos::protobuf::MessageField::some(any);
         Ok(resp)
@@ -189,4 +199,53 @@ impl Service {
             );
         })
     }
+}
+
+/// berth's stats as containerd's cgroups v1 `Metrics`.
+fn containerd_metrics(s: &berth_types::Stats) -> containerd_shim_protos::cgroups::metrics::Metrics {
+    use containerd_shim_protos::cgroups::metrics as m;
+    use containerd_shim_protos::protobuf::MessageField;
+    let mut out = m::Metrics::new();
+    let mut usage = m::CPUUsage::new();
+    usage.total = s.cpu.total_ns.unwrap_or_default();
+    usage.user = s.cpu.user_ns.unwrap_or_default();
+    usage.kernel = s.cpu.system_ns.unwrap_or_default();
+    let mut cpu = m::CPUStat::new();
+    cpu.usage = MessageField::some(usage);
+    out.cpu = MessageField::some(cpu);
+    let mut entry = m::MemoryEntry::new();
+    entry.usage = s.memory.usage.unwrap_or_default();
+    entry.limit = s.memory.limit.unwrap_or(u64::MAX);
+    entry.max = s.memory.max_usage.unwrap_or_default();
+    let mut mem = m::MemoryStat::new();
+    mem.cache = s.memory.cache.unwrap_or_default();
+    mem.usage = MessageField::some(entry);
+    out.memory = MessageField::some(mem);
+    let mut pids = m::PidsStat::new();
+    pids.current = s.pids.current.unwrap_or_default();
+    pids.limit = s.pids.limit.unwrap_or_default();
+    out.pids = MessageField::some(pids);
+    let mut blkio = m::BlkIOStat::new();
+    for (op, v) in [
+        ("Read", s.block_io.read_bytes),
+        ("Write", s.block_io.write_bytes),
+    ] {
+        if let Some(v) = v {
+            let mut e = m::BlkIOEntry::new();
+            e.op = op.to_owned();
+            e.value = v;
+            blkio.io_service_bytes_recursive.push(e);
+        }
+    }
+    out.blkio = MessageField::some(blkio);
+    if s.network.rx_bytes.is_some() {
+        let mut n = m::NetworkStat::new();
+        n.name = "eth0".to_owned();
+        n.rx_bytes = s.network.rx_bytes.unwrap_or_default();
+        n.rx_packets = s.network.rx_packets.unwrap_or_default();
+        n.tx_bytes = s.network.tx_bytes.unwrap_or_default();
+        n.tx_packets = s.network.tx_packets.unwrap_or_default();
+        out.network.push(n);
+    }
+    out
 }
