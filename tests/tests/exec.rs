@@ -361,7 +361,6 @@ fn exec_workdir_missing_is_an_error_and_is_not_created() {
 /// The error of `exec -w` to a missing dir says what is wrong: which dir, and that
 /// it does not exist.
 #[test]
-#[ignore = "bug: exec -w /nope/dir fails with `exec process failed with error error in executing process : failed to unix syscall`, naming neither the dir nor ENOENT"]
 fn exec_workdir_missing_error_names_the_dir() {
     let env = Env::new("xwdm");
     let name = env.name("c");
@@ -381,7 +380,6 @@ fn exec_workdir_missing_error_names_the_dir() {
 /// `inspect`'s Processes lists the container's execs beside init, with their
 /// process id, pid, args, status and exit code.
 #[test]
-#[ignore = "bug: inspect's Processes lists only init, never an exec"]
 fn inspect_lists_exec_processes() {
     let env = Env::new("xins");
     let name = env.name("c");
@@ -427,7 +425,6 @@ fn inspect_lists_exec_processes() {
 /// shim ignores for itself (SIGPIPE) leaks in, so `yes | head` ends quietly by
 /// SIGPIPE as on the host, instead of `yes: standard output: Broken pipe`.
 #[test]
-#[ignore = "bug: init and exec processes inherit the shim's SIG_IGN for SIGPIPE (SigIgn 0000000080001000)"]
 fn exec_and_init_start_with_no_ignored_signals() {
     let env = Env::new("xsig");
     let name = env.name("c");

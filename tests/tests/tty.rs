@@ -491,7 +491,6 @@ fn terminal_mode_is_restored_on_every_exit_path() {
 /// than a pty that never sees the input's EOF (a pty has no EOF but VEOF, so `cat`
 /// would wait forever).
 #[test]
-#[ignore = "bug: `printf abc | berth exec -it c -- cat` (and `run -it`) hangs forever after echoing abc, instead of failing with `the input device is not a TTY` as Docker does"]
 fn it_with_a_stdin_that_is_not_a_terminal_is_an_error_not_a_hang() {
     use std::io::Write;
     let env = Env::new("tnot");

@@ -325,6 +325,14 @@ async fn run(c: &Client, a: &RunArgs) -> u8 {
     if a.tty {
         set_console_size(&mut spec);
     }
+    if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        report(
+            "run",
+            id.as_str(),
+            &"attach terminal: the input device is not a TTY (drop -t, or run from a terminal)",
+        );
+        return EXIT_BERTH;
+    }
     let stdio = StdioRequest {
         stdin: a.interactive && !a.detach,
         stdout: !a.detach,
@@ -370,7 +378,9 @@ async fn attach(
     mut io: berth::ProcessIo,
     tty: bool,
 ) -> i32 {
-    let raw = if tty {
+    // Raw mode (Ctrl-C is a byte for the container) only when this terminal's
+    // input goes to the container (-it), as Docker does; else signals are forwarded.
+    let raw = if tty && io.stdin.is_some() {
         term::RawMode::enable(std::io::stdin().as_fd())
     } else {
         None
@@ -398,7 +408,11 @@ async fn attach(
     let waited = {
         let wait = c.wait(id, process);
         tokio::pin!(wait);
-        let mut signals = if tty { Vec::new() } else { forwarded_signals() };
+        let mut signals = if raw.is_some() {
+            Vec::new()
+        } else {
+            forwarded_signals()
+        };
         let mut winch = if tty {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
         } else {
@@ -464,6 +478,14 @@ async fn exec(cli: &Cli, c: &Client, a: &ExecArgs) -> u8 {
             return EXIT_BERTH;
         }
     };
+    if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        report(
+            "exec",
+            id.as_str(),
+            &"attach terminal: the input device is not a TTY (drop -t, or run from a terminal)",
+        );
+        return EXIT_BERTH;
+    }
     let stdio = StdioRequest {
         stdin: a.interactive && !a.detach,
         stdout: !a.detach,
@@ -663,7 +685,14 @@ async fn inspect_one(cli: &Cli, c: &Client, name: &str) -> Result<serde_json::Va
         serde_json::from_value::<oci_spec::runtime::Spec>(rec.get("spec")?.clone()).ok()
     })()
     .or_else(|| oci_spec::runtime::Spec::load(&path).ok());
-    Ok(output::inspect(&info, spec.as_ref()))
+    let mut value = output::inspect(&info, spec.as_ref());
+    if let Some(procs) = value.get_mut("Processes").and_then(|p| p.as_array_mut()) {
+        procs.extend(output::exec_processes(
+            &c.events(&id),
+            &cli.root.join(id.as_str()),
+        ));
+    }
+    Ok(value)
 }
 
 async fn kill(

@@ -69,6 +69,46 @@ pub fn inspect(info: &ContainerInfo, spec: Option<&oci_spec::runtime::Spec>) -> 
     })
 }
 
+/// The exec processes the journal knows of, in the order they were added.
+pub fn exec_processes(events: &[berth::Event], state_dir: &std::path::Path) -> Vec<Value> {
+    use berth::EventKind;
+    let mut order: Vec<String> = Vec::new();
+    let mut procs: std::collections::HashMap<String, (Option<u32>, Option<i32>)> =
+        Default::default();
+    for e in events {
+        let Some(p) = e.process_id.as_ref().filter(|p| !p.is_init()) else {
+            continue;
+        };
+        let entry = procs.entry(p.to_string()).or_insert_with(|| {
+            order.push(p.to_string());
+            (None, None)
+        });
+        match e.kind {
+            EventKind::ExecStarted => entry.0 = e.pid,
+            EventKind::Exit => entry.1 = e.exit_code,
+            _ => {}
+        }
+    }
+    order
+        .into_iter()
+        .map(|p| {
+            let (pid, code) = procs[&p];
+            let status = match (pid, code) {
+                (_, Some(_)) => "exited",
+                (Some(_), None) => "running",
+                (None, None) => "created",
+            };
+            // The process spec the shim keeps while the process is known.
+            let args = std::fs::read(state_dir.join(format!("{p}-process.json")))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v.get("args").cloned())
+                .unwrap_or(Value::Null);
+            json!({"ProcessId": p, "Pid": pid, "Args": args, "Status": status, "ExitCode": code})
+        })
+        .collect()
+}
+
 /// Docker's "Up 3 seconds", "Exited (7) 2 seconds ago".
 pub fn status_line(info: &ContainerInfo, now: DateTime<Utc>) -> String {
     match info.status {

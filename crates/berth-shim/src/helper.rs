@@ -227,6 +227,7 @@ impl Executor for BerthExecutor {
             .map(|a| std::ffi::CString::new(a.as_bytes()))
             .collect::<Result<_, _>>()
             .map_err(|_| ExecutorError::InvalidArg)?;
+        sys::reset_signals();
         let err = nix::unistd::execvp(&cargs[0], &cargs).unwrap_err();
         let code = if err == nix::errno::Errno::ENOENT {
             127

@@ -3,14 +3,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+/// How many unclaimed exits the reaper keeps before it prunes stale ones.
+const MAX_UNCLAIMED: usize = 256;
+/// An exit unclaimed this long is nobody's.
+const STALE: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct State {
-    exits: HashMap<i32, i32>,
+    exits: HashMap<i32, (i32, Instant)>,
     /// Bumped on every spawn, so that a spawn racing an ECHILD is never missed.
     generation: u64,
 }
@@ -50,7 +56,15 @@ impl Reaper {
                 Ok(status) => {
                     if let Some((pid, code)) = exit_code(status) {
                         let mut st = self.state.lock().unwrap();
-                        st.exits.insert(pid, code);
+                        // Exits nobody waits for (libcontainer's intermediate
+                        // processes) must not pile up: past a bound, forget the
+                        // ones unclaimed for a minute (a waiter claims in moments).
+                        if st.exits.len() >= MAX_UNCLAIMED {
+                            let now = Instant::now();
+                            st.exits
+                                .retain(|_, (_, at)| now.duration_since(*at) < STALE);
+                        }
+                        st.exits.insert(pid, (code, Instant::now()));
                         self.cond.notify_all();
                     }
                 }
@@ -77,7 +91,7 @@ impl Reaper {
     pub fn wait(&self, pid: i32) -> i32 {
         let mut st = self.state.lock().unwrap();
         loop {
-            if let Some(code) = st.exits.remove(&pid) {
+            if let Some((code, _)) = st.exits.remove(&pid) {
                 return code;
             }
             st = self.cond.wait(st).unwrap();

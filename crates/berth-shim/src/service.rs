@@ -175,6 +175,7 @@ pub struct Service {
 }
 
 pub fn serve(flags: &Flags) -> Result<()> {
+    sys::single_malloc_arena();
     sys::ignore_sigpipe();
     sys::set_child_subreaper().context("become child subreaper")?;
     let listener = sys::take_fd3().context("take listening socket (fd 3)")?;
@@ -685,6 +686,23 @@ impl Task for Service {
             .unwrap_or_default();
         let process: oci_spec::runtime::Process = serde_json::from_slice(&spec)
             .map_err(|e| fail(WireErrorKind::InvalidArgument, "read process spec", e))?;
+        // The working directory must exist in the container (it is not made for
+        // an exec); look through init's root, which is the container's view.
+        let cwd = process.cwd();
+        if !cwd.as_os_str().is_empty() {
+            let seen = PathBuf::from(format!("/proc/{}/root", init.pid()))
+                .join(cwd.strip_prefix("/").unwrap_or(cwd));
+            if !seen.is_dir() {
+                return Err(fail(
+                    WireErrorKind::InvalidArgument,
+                    "exec",
+                    format!(
+                        "working directory {}: no such file or directory in the container",
+                        cwd.display()
+                    ),
+                ));
+            }
+        }
         let mut execs = self.execs.lock().unwrap();
         if execs.contains_key(&req.exec_id) {
             return Err(fail(

@@ -147,3 +147,49 @@ pub fn recv_fd(sock: &impl AsRawFd) -> io::Result<OwnedFd> {
         "no descriptor received on the console socket",
     ))
 }
+
+/// Restores every signal's default disposition and unblocks all signals, so the
+/// container's command does not inherit the Rust runtime's ignored SIGPIPE (or any
+/// other disposition of the shim). Runs in the container process just before exec.
+pub fn reset_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_DFL has no preconditions; invalid numbers just fail.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    // glibc keeps 32 and 33 for itself and refuses to change them; the kernel
+    // does not. A zeroed kernel sigaction is SIG_DFL with no flags and no mask.
+    for sig in [32, 33] {
+        let act = [0u64; 4];
+        // SAFETY: rt_sigaction reads one kernel sigaction (at most 32 bytes,
+        // all zero here) and writes nothing (no old action asked for).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: an empty set, initialised by sigemptyset, unblocks everything.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// One malloc arena: the shim's threads are few and short-lived, and per-thread
+/// arenas only hold on to memory.
+pub fn single_malloc_arena() {
+    // SAFETY: mallopt with M_ARENA_MAX takes a plain integer.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
