@@ -39,6 +39,14 @@ fn main() -> ExitCode {
         println!("containerd-shim-berth-v1:\n  Version: {}\n  Revision: berth\n  Go version: none (Rust)", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    if flags.info {
+        // What containerd 2.x asks of a runtime; plain facts for people and 1.6.
+        println!(
+            "{{\"name\":\"io.containerd.berth.v1\",\"version\":\"{}\",\"features\":{{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.0\"}}}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
     let result = match flags.action.as_deref() {
         Some("start") => start::start(&flags),
         Some("delete") => start::delete(&flags),

@@ -823,6 +823,18 @@ impl Task for Service {
         }
     }
 
+    fn checkpoint(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::CheckpointTaskRequest,
+    ) -> TResult<api::Empty> {
+        Err(fail(
+            WireErrorKind::Unimplemented,
+            "checkpoint",
+            "not implemented by berth's shim yet",
+        ))
+    }
+
     fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> TResult<api::Empty> {
         let proc = self.process(&req.exec_id)?;
         if !proc.terminal {

@@ -49,12 +49,16 @@ pub fn start(flags: &Flags) -> Result<()> {
         .stderr(Stdio::null());
     sys::pass_fd3(&mut cmd, listener.as_raw_fd(), true);
     let child = cmd.spawn().context("launch shim")?;
-    if let Some(state) = std::env::var_os(ENV_STATE_DIR) {
-        let state = PathBuf::from(state);
-        std::fs::write(state.join("shim.pid"), child.id().to_string()).context("write shim.pid")?;
-        std::fs::write(state.join("address"), format!("unix://{}", path.display()))
-            .context("write address")?;
-    }
+    // Where a restarted client (berth's, or containerd reloading its tasks) finds
+    // the shim: `<state dir>` for berth, the bundle (our working directory) for
+    // containerd.
+    let state = match std::env::var_os(ENV_STATE_DIR) {
+        Some(state) => PathBuf::from(state),
+        None => std::env::current_dir().context("find bundle (working directory)")?,
+    };
+    std::fs::write(state.join("shim.pid"), child.id().to_string()).context("write shim.pid")?;
+    std::fs::write(state.join("address"), format!("unix://{}", path.display()))
+        .context("write address")?;
     let mut out = std::io::stdout().lock();
     write!(out, "unix://{}", path.display())?;
     out.flush()?;
