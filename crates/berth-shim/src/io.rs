@@ -206,6 +206,9 @@ fn fields_last(line: &[u8]) -> &[u8] {
     line.rsplit(|&b| b == b' ').next().unwrap_or_default()
 }
 
+/// How long a process's output waits for its caller to open the FIFO at first.
+const FIRST_READER_WAIT: Duration = Duration::from_secs(2);
+
 /// Drains `src` (the process's stdout or stderr pipe) into the log and the FIFO.
 /// A FIFO whose reader vanished is dropped; the log keeps going.
 pub fn copy_out(
@@ -215,7 +218,10 @@ pub fn copy_out(
     log: Option<Arc<Mutex<Log>>>,
     stream: &'static str,
 ) -> io::Result<()> {
-    // Opened before the process runs, so its first bytes reach the caller.
+    // Opened before the process runs, so its first bytes reach the caller. A
+    // caller that has not opened its end yet (containerd's client opens it in the
+    // background) is waited for, briefly, before the first byte is read: until
+    // then the output waits in the pipe rather than being lost to the FIFO.
     let mut fifo = match &fifo_path {
         Some(p) => open_fifo_writer(p)?,
         None => None,
@@ -226,6 +232,13 @@ pub fn copy_out(
         .stack_size(64 * 1024)
         .spawn(move || {
             let _guard = guard;
+            if let (None, Some(p)) = (&fifo, &fifo_path) {
+                let deadline = Instant::now() + FIRST_READER_WAIT;
+                while fifo.is_none() && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(2));
+                    fifo = open_fifo_writer(p).ok().flatten();
+                }
+            }
             let mut buf = vec![0u8; 32 * 1024];
             loop {
                 let n = match src.read(&mut buf) {

@@ -2,6 +2,7 @@
 //! the event journal followed from a cursor.
 
 mod journal;
+mod layers;
 mod observe;
 mod paths;
 mod record;
@@ -217,6 +218,27 @@ impl Platform {
             root.set_path(dir);
             spec.set_root(Some(root));
         }
+        // Image layers: an overlay root, unmounted by the guard if a later step fails.
+        let overlay = match &opts.layers {
+            Some(_) if opts.default_rootfs => {
+                return Err(Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::InvalidArgument,
+                    "mount layers",
+                    "layers and the default root filesystem exclude each other",
+                ));
+            }
+            Some(l) => {
+                let (overlay, dir) = layers::mount_root(l, state_dir, data_dir)
+                    .map_err(|e| Error::new(OP, id.as_str(), e.kind(), "mount layers", e))?;
+                let mut root = spec.root().clone().unwrap_or_default();
+                root.set_path(dir);
+                spec.set_root(Some(root));
+                Some(overlay)
+            }
+            None => None,
+        };
         let root = spec
             .root()
             .as_ref()
@@ -352,6 +374,9 @@ impl Platform {
             })
             .await;
         self.followers.lock().unwrap().insert(id.clone(), follower);
+        if let Some(o) = overlay {
+            o.keep();
+        }
         Ok((pid, io))
     }
 
@@ -368,6 +393,10 @@ impl Platform {
         }
         self.stop_shim(state_dir).await;
         let _ = self.launch.cleanup(id, &paths::bundle_dir(state_dir)).await;
+        if layers::unmount(&layers::root_of(state_dir)).is_err() {
+            // Never remove a tree through a mount that is still there.
+            return;
+        }
         let _ = std::fs::remove_dir_all(state_dir);
         let _ = std::fs::remove_dir_all(data_dir);
     }
@@ -601,6 +630,9 @@ impl Platform {
         let exit = exit
             .or_else(|| record::exit(&data_dir))
             .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone"));
+        layers::unmount(&layers::root_of(&state_dir)).map_err(|e| {
+            Error::new(OP, id.as_str(), ErrorKind::Internal, "unmount layers", e)
+        })?;
         std::fs::remove_dir_all(&state_dir)
             .or_else(ignore_missing)
             .map_err(io_err(OP, id, "remove state dir"))?;
