@@ -148,6 +148,35 @@ impl Proc {
     }
 }
 
+/// Counts requests in progress, so that a shutdown asked for by one client never
+/// cuts off another's reply (a kill racing the `rm` of the same container).
+#[derive(Default)]
+pub(crate) struct Busy {
+    count: Mutex<usize>,
+    cond: Condvar,
+}
+
+pub(crate) struct BusyGuard<'a>(&'a Busy);
+
+impl Busy {
+    fn enter(&self) -> BusyGuard<'_> {
+        *self.count.lock().unwrap() += 1;
+        BusyGuard(self)
+    }
+
+    fn wait_idle(&self, timeout: Duration) {
+        let count = self.count.lock().unwrap();
+        let _ = self.cond.wait_timeout_while(count, timeout, |n| *n > 0);
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap() -= 1;
+        self.0.cond.notify_all();
+    }
+}
+
 /// Where this shim keeps things.
 struct Paths {
     /// Runtime state dir (berth: `<root>/<id>`; containerd: the bundle).
@@ -161,6 +190,8 @@ struct Paths {
 }
 
 pub struct Service {
+    /// Requests being handled that change the container; shutdown waits for them.
+    busy: Arc<Busy>,
     id: ContainerId,
     paths: Paths,
     reaper: Arc<Reaper>,
@@ -213,6 +244,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         sealed_exe: Mutex::new(None),
         shutdown: Mutex::new(tx),
         rootfs: Mutex::new(None),
+        busy: Arc::new(Busy::default()),
     });
     let mut server = ttrpc::Server::new()
         .set_thread_count_default(2)
@@ -227,6 +259,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
     let s = service.clone();
     std::thread::spawn(move || drop(s.helper_path()));
     let _ = rx.recv();
+    service.busy.wait_idle(Duration::from_secs(2));
     if let Ok(sock) = crate::start::socket_path(flags) {
         let _ = std::fs::remove_file(sock);
     }
@@ -655,6 +688,7 @@ impl Task for Service {
     }
 
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TResult<api::Empty> {
+        let _busy = self.busy.enter();
         let _span = tracing::info_span!("exec", container_id = %self.id, process_id = %req.exec_id)
             .entered();
         if berth_types::ProcessId::new(&req.exec_id).is_err() || req.exec_id == INIT_PROCESS_ID {
@@ -739,6 +773,7 @@ impl Task for Service {
     }
 
     fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> TResult<api::StartResponse> {
+        let _busy = self.busy.enter();
         let proc = self.process(&req.exec_id)?;
         let is_init = proc.id == INIT_PROCESS_ID;
         {
@@ -903,6 +938,7 @@ impl Task for Service {
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TResult<api::Empty> {
+        let _busy = self.busy.enter();
         let proc = self.process(&req.exec_id)?;
         if proc.exit().is_some() {
             return Err(fail(
@@ -937,6 +973,7 @@ impl Task for Service {
     }
 
     fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> TResult<api::DeleteResponse> {
+        let _busy = self.busy.enter();
         let proc = self.process(&req.exec_id)?;
         let is_init = proc.id == INIT_PROCESS_ID;
         match proc.phase() {

@@ -32,10 +32,7 @@ pub enum LayersError {
     },
     /// mount(2) failed.
     #[error("mount overlay at {}: {source}", target.display())]
-    Mount {
-        target: PathBuf,
-        source: nix::Error,
-    },
+    Mount { target: PathBuf, source: nix::Error },
 }
 
 /// A mounted overlay root; unmounted when dropped unless [`Overlay::keep`] is called.

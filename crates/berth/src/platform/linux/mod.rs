@@ -630,9 +630,8 @@ impl Platform {
         let exit = exit
             .or_else(|| record::exit(&data_dir))
             .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone"));
-        layers::unmount(&layers::root_of(&state_dir)).map_err(|e| {
-            Error::new(OP, id.as_str(), ErrorKind::Internal, "unmount layers", e)
-        })?;
+        layers::unmount(&layers::root_of(&state_dir))
+            .map_err(|e| Error::new(OP, id.as_str(), ErrorKind::Internal, "unmount layers", e))?;
         std::fs::remove_dir_all(&state_dir)
             .or_else(ignore_missing)
             .map_err(io_err(OP, id, "remove state dir"))?;
