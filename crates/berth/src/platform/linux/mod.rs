@@ -28,6 +28,9 @@ use self::shim::{ctx, map_err, Launch, Shim, QUICK};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequest};
 
+/// How long `list` waits for any one shim's state.
+const LIST_DEADLINE: Duration = Duration::from_secs(2);
+
 /// How long a shim may take to go away after Shutdown.
 const SHIM_EXIT_WAIT: Duration = Duration::from_secs(5);
 
@@ -554,11 +557,50 @@ impl Platform {
             .filter_map(|e| ContainerId::new(e.file_name().to_string_lossy().into_owned()).ok())
             .collect();
         ids.sort();
-        for id in ids {
-            match self.state(&id).await {
-                Ok(info) => out.push(info),
-                Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+        // Every shim is asked at once, each with a short deadline: one that does
+        // not answer (stopped, wedged) is reported unknown and never holds up the rest.
+        let mut pending: Vec<_> = ids
+            .iter()
+            .map(|id| Box::pin(tokio::time::timeout(LIST_DEADLINE, self.state(id))))
+            .collect();
+        let mut results: Vec<Option<_>> = ids.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut done = true;
+            for (i, f) in pending.iter_mut().enumerate() {
+                if results[i].is_none() {
+                    match std::future::Future::poll(f.as_mut(), cx) {
+                        std::task::Poll::Ready(r) => results[i] = Some(r),
+                        std::task::Poll::Pending => done = false,
+                    }
+                }
+            }
+            if done {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        for (id, r) in ids.iter().zip(results.into_iter().flatten()) {
+            match r {
+                Ok(Ok(info)) => out.push(info),
+                Ok(Err(e)) if e.kind == ErrorKind::NotFound => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    if let Ok(rec) = record::read(&self.roots.data_dir(id)) {
+                        out.push(ContainerInfo {
+                            id: id.clone(),
+                            status: ContainerStatus::Unknown,
+                            pid: None,
+                            created: rec.created,
+                            started_at: rec.started_at,
+                            exit: None,
+                            bundle: rec.bundle,
+                            image: rec.image,
+                            args: rec.args,
+                        });
+                    }
+                }
             }
         }
         Ok(out)
