@@ -10,6 +10,9 @@
 
 mod client;
 mod error;
+/// The image store (Linux: layers become an overlayfs root).
+#[cfg(target_os = "linux")]
+pub mod image;
 pub mod logs;
 mod platform;
 pub mod rootfs;

@@ -419,7 +419,10 @@ mod tests {
         assert_eq!(find(&images, "busybox").unwrap().id, images[0].id);
         assert_eq!(find(&images, "busybox:latest").unwrap().id, images[0].id);
         assert_eq!(find(&images, "quay.io/x/y:1").unwrap().id, images[1].id);
-        assert_eq!(find(&images, &format!("sha256:{a}")).unwrap().id, images[0].id);
+        assert_eq!(
+            find(&images, &format!("sha256:{a}")).unwrap().id,
+            images[0].id
+        );
         assert_eq!(find(&images, &ab[..13]).unwrap().id, images[1].id);
         assert!(matches!(
             find(&images, &a[..12]),

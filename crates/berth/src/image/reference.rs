@@ -216,17 +216,17 @@ mod tests {
         assert_eq!(norm("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("library/busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(norm("docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(
             norm("index.docker.io/library/busybox:x"),
             "docker.io/library/busybox:x"
         );
         assert_eq!(norm("user/app"), "docker.io/user/app:latest");
         assert_eq!(norm("quay.io/a/b:v1"), "quay.io/a/b:v1");
-        assert_eq!(
-            norm("localhost:5000/app"),
-            "localhost:5000/app:latest"
-        );
+        assert_eq!(norm("localhost:5000/app"), "localhost:5000/app:latest");
         assert_eq!(norm("localhost/app:1"), "localhost/app:1");
         assert_eq!(
             norm("my-reg.example:443/team/app_x.y__z:1.0-rc"),
@@ -252,7 +252,9 @@ mod tests {
             "user/app"
         );
         assert_eq!(
-            Reference::parse("quay.io/a/b").unwrap().familiar_repository(),
+            Reference::parse("quay.io/a/b")
+                .unwrap()
+                .familiar_repository(),
             "quay.io/a/b"
         );
         assert_eq!(

@@ -311,7 +311,9 @@ pub fn unpack(r: impl Read, root: &Path) -> Result<(), UnpackError> {
                     .ok_or_else(|| escape("a hard link without a target"))?
                     .into_owned();
                 let mut tcomps = entry_components(&target).map_err(escape)?;
-                let tname = tcomps.pop().ok_or_else(|| escape("a hard link to the root"))?;
+                let tname = tcomps
+                    .pop()
+                    .ok_or_else(|| escape("a hard link to the root"))?;
                 let tparent = resolve_dir(root, &tcomps, false).map_err(|(why, e)| match e {
                     Some(e) => write(why, e),
                     None => escape(why),
@@ -355,7 +357,7 @@ pub fn unpack(r: impl Read, root: &Path) -> Result<(), UnpackError> {
             &path,
             Some(Uid::from_raw(uid as u32)),
             Some(Gid::from_raw(gid as u32)),
-            nix::unistd::FchownatFlags::NoFollowSymlink,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .map_err(|e| write("set owner", e.into()))?;
         if kind != tar::EntryType::Symlink {
