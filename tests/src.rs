@@ -286,6 +286,9 @@ impl Env {
         for m in mounts_under(&self.base) {
             found.push(format!("mount {m}"));
         }
+        for m in overlays_of(&self.base) {
+            found.push(format!("overlay mount {m}"));
+        }
         for c in cgroups_of(&ids) {
             found.push(format!("cgroup {}", c.display()));
         }
@@ -472,6 +475,20 @@ pub fn mounts_under(base: &Path) -> Vec<String> {
         .filter_map(|l| l.split(' ').nth(4))
         .map(unescape_mount)
         .filter(|m| Path::new(m).starts_with(base))
+        .collect()
+}
+
+/// Overlay mounts anywhere whose layers, upper or work dir are under `base`.
+pub fn overlays_of(base: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let base = base.to_string_lossy().into_owned();
+    info.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mut f = post.split(' ');
+            let point = unescape_mount(pre.split(' ').nth(4)?);
+            (f.next()? == "overlay" && f.nth(1)?.contains(&format!("{base}/"))).then_some(point)
+        })
         .collect()
 }
 

@@ -91,6 +91,8 @@ pub enum Command {
     Logs(crate::logs::LogsArgs),
     /// Show events as they happen.
     Events(crate::logs::EventsArgs),
+    /// Manage images: import, ls, rm, inspect.
+    Image(crate::image::ImageArgs),
     /// Print the default config.json.
     Spec,
     /// Print version information.
@@ -110,7 +112,7 @@ pub struct PsArgs {
     pub format: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]

@@ -61,7 +61,8 @@ fn report_berth(verb: &str, e: &berth::Error) {
 pub async fn dispatch(cli: Cli) -> u8 {
     let c = client(&cli);
     match &cli.command {
-        Command::Run(args) => run(&c, args).await,
+        Command::Run(args) => run(&cli, &c, args).await,
+        Command::Image(args) => crate::image::dispatch(&cli, args).await,
         Command::Ps(args) => exit_of("ps", "", ps(&c, args).await),
         Command::Inspect { names } => {
             let mut out = Vec::new();
@@ -184,7 +185,7 @@ pub fn default_spec() -> Result<String> {
     Ok(serde_json::to_string_pretty(&spec)?)
 }
 
-fn build_spec(
+pub(crate) fn build_spec(
     id: &ContainerId,
     a: &RunArgs,
     cmd: Vec<String>,
@@ -276,7 +277,7 @@ fn build_spec(
     Ok((spec, options))
 }
 
-async fn run(c: &Client, a: &RunArgs) -> u8 {
+async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     let name = a.name.clone().unwrap_or_else(random_id);
     let id = match ContainerId::new(&name) {
         Ok(id) => id,
@@ -304,18 +305,11 @@ async fn run(c: &Client, a: &RunArgs) -> u8 {
         );
         return EXIT_BERTH;
     }
-    if let Some(first) = image.first() {
-        report(
-            "run",
-            id.as_str(),
-            &format!(
-                "find image {first:?}: no such image (images are not supported yet); to run a command on the default root filesystem, put it after `--`: berth run -- {}",
-                image_and_cmd(&image, &command)
-            ),
-        );
-        return EXIT_BERTH;
-    }
-    let (mut spec, options) = match build_spec(&id, a, command) {
+    let built = match image.first() {
+        Some(_) => crate::image::build_run(cli, &id, a, &image, command),
+        None => build_spec(&id, a, command),
+    };
+    let (mut spec, options) = match built {
         Ok(s) => s,
         Err(e) => {
             report("run", id.as_str(), &format!("{e:#}"));
@@ -359,7 +353,7 @@ async fn run(c: &Client, a: &RunArgs) -> u8 {
     code.clamp(0, 255) as u8
 }
 
-fn image_and_cmd(image: &[String], cmd: &[String]) -> String {
+pub(crate) fn image_and_cmd(image: &[String], cmd: &[String]) -> String {
     image
         .iter()
         .chain(cmd)

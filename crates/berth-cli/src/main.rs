@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod image;
 mod logs;
 mod names;
 mod observe;

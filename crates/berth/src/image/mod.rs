@@ -210,7 +210,7 @@ impl ImageStore {
     /// Every image, newest import first.
     pub fn list(&self) -> Result<Vec<Image>, ImageError> {
         let mut v = self.read_index()?.images;
-        v.sort_by(|a, b| b.imported.cmp(&a.imported));
+        v.sort_by_key(|i| std::cmp::Reverse(i.imported));
         Ok(v)
     }
 

@@ -110,6 +110,45 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Ends a tar stream cleanly when the writer left out the padding of its last
+/// entry and the end-of-archive blocks (umoci 0.4 does): after EOF of `inner`,
+/// zeros up to the next 512-byte boundary and two zero blocks. The layer's diff id,
+/// checked over the real bytes, still catches a truncated layer.
+pub struct ZeroTrailer<R> {
+    inner: R,
+    count: u64,
+    pad: Option<u64>,
+}
+
+impl<R: Read> ZeroTrailer<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            count: 0,
+            pad: None,
+        }
+    }
+}
+
+impl<R: Read> Read for ZeroTrailer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pad.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.count += n as u64;
+                return Ok(n);
+            }
+            self.pad = Some((512 - self.count % 512) % 512 + 1024);
+        }
+        let left = self.pad.as_mut().expect("set above");
+        let n = (*left).min(buf.len() as u64) as usize;
+        buf[..n].fill(0);
+        *left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -212,7 +251,7 @@ fn clear(p: &Path) -> io::Result<()> {
 
 /// Unpacks the tar `r` (already decompressed) into `root`, an existing directory.
 pub fn unpack(r: impl Read, root: &Path) -> Result<(), UnpackError> {
-    let mut archive = tar::Archive::new(r);
+    let mut archive = tar::Archive::new(ZeroTrailer::new(r));
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
     for entry in archive.entries().map_err(UnpackError::Tar)? {
         let mut entry = entry.map_err(UnpackError::Tar)?;
@@ -456,6 +495,21 @@ mod tests {
         assert!(follow_link(&os(&["a"]), Path::new("../../etc")).is_err());
         assert!(follow_link(&os(&["a", "b"]), Path::new("../../../../tmp")).is_err());
         assert!(follow_link(&[], Path::new("/../x")).is_err());
+    }
+
+    #[test]
+    fn zero_trailer_pads_to_a_block_and_ends_the_archive() {
+        let mut v = Vec::new();
+        ZeroTrailer::new(&[1u8; 700][..])
+            .read_to_end(&mut v)
+            .unwrap();
+        assert_eq!(v.len(), 1024 + 1024);
+        assert!(v[700..].iter().all(|&b| b == 0));
+        let mut v = Vec::new();
+        ZeroTrailer::new(&[1u8; 512][..])
+            .read_to_end(&mut v)
+            .unwrap();
+        assert_eq!(v.len(), 512 + 1024);
     }
 
     #[test]

@@ -425,6 +425,36 @@ impl Platform {
         }
     }
 
+    /// Whether `id`'s shim process still exists (it may just not answer).
+    fn shim_alive(&self, id: &ContainerId) -> bool {
+        std::fs::read_to_string(self.roots.state_dir(id).join("shim.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .is_some_and(process_alive)
+    }
+
+    /// A container whose shim is gone (killed, host crash): ends whatever of it is
+    /// left, and records and journals its exit as unknown (255) with the reason,
+    /// unless the shim recorded the real one first. Returns the exit.
+    async fn converge_lost(&self, op: &'static str, id: &ContainerId) -> Result<ExitStatus> {
+        self.shims.lock().unwrap().remove(id);
+        let state_dir = self.roots.state_dir(id);
+        let data_dir = self.roots.data_dir(id);
+        // An exit the shim recorded means init ended, and with it the container's
+        // PID namespace: nothing is left to end.
+        if let Some(exit) = record::exit(&data_dir) {
+            return Ok(exit);
+        }
+        let _ = self.launch.cleanup(id, &paths::bundle_dir(&state_dir)).await;
+        let exit = ExitStatus::unknown("the container's shim is gone");
+        record::write_exit(&data_dir, &exit).map_err(io_err(op, id, "record exit"))?;
+        if state_dir.exists() {
+            journal::append_exit(&paths::journal(&state_dir), id, &exit)
+                .map_err(io_err(op, id, "journal exit"))?;
+        }
+        Ok(exit)
+    }
+
     /// Sends `signal` to init; SIGKILL goes to every process of the container.
     pub async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
         const OP: &str = "signal";
@@ -534,12 +564,12 @@ impl Platform {
                     info.pid = Some(r.pid);
                 }
             }
+            Err(e) if e.kind == ErrorKind::ShimUnavailable && !self.shim_alive(id) => {
+                info.exit = Some(self.converge_lost(OP, id).await?);
+            }
             Err(e) if e.kind == ErrorKind::ShimUnavailable => {
-                self.shims.lock().unwrap().remove(id);
-                info.exit = Some(
-                    record::exit(&data_dir)
-                        .unwrap_or_else(|| ExitStatus::unknown("the container's shim is gone")),
-                );
+                // The shim lives but does not answer (stopped, wedged): say so.
+                info.status = ContainerStatus::Unknown;
             }
             Err(e) => return Err(e),
         }
@@ -727,7 +757,6 @@ impl Platform {
         const OP: &str = "restore";
         self.record(OP, id)?;
         let state_dir = self.roots.state_dir(id);
-        let data_dir = self.roots.data_dir(id);
         self.followers.lock().unwrap().remove(id);
         let connected = match self.shim(OP, id) {
             Ok(shim) => {
@@ -755,19 +784,8 @@ impl Platform {
                 self.followers.lock().unwrap().insert(id.clone(), follower);
                 Ok((r.task_pid, io))
             }
-            Err(e) if e.kind == ErrorKind::ShimUnavailable => {
-                self.shims.lock().unwrap().remove(id);
-                // End whatever of the container is left, then record what is known.
-                let _ = self
-                    .launch
-                    .cleanup(id, &paths::bundle_dir(&state_dir))
-                    .await;
-                if record::exit(&data_dir).is_none() {
-                    let exit = ExitStatus::unknown("the container's shim is gone");
-                    record::write_exit(&data_dir, &exit).map_err(io_err(OP, id, "record exit"))?;
-                    journal::append_exit(&paths::journal(&state_dir), id, &exit)
-                        .map_err(io_err(OP, id, "journal exit"))?;
-                }
+            Err(e) if e.kind == ErrorKind::ShimUnavailable && !self.shim_alive(id) => {
+                self.converge_lost(OP, id).await?;
                 let follower = Follower::start(paths::journal(&state_dir), 0, self.sink.clone());
                 follower.poke();
                 self.followers.lock().unwrap().insert(id.clone(), follower);
