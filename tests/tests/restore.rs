@@ -362,7 +362,6 @@ fn killed_shim_converges_to_exited_255_and_rm_leaves_nothing() {
 /// converges to exited with code 255". Reporting `exited` while its processes
 /// still run (in its cgroup, with libcontainer state) is not converged.
 #[test]
-#[ignore = "bug: after kill -9 of the shim, `berth inspect` reports exited 255 but the container's processes keep running (cgroup populated, runtime state kept) until `berth rm`; the CLI's inspect/ps use state(), which records 255 without the cleanup that restore() does"]
 fn killed_shim_container_processes_end_when_reported_exited() {
     let env = Env::new("rq");
     let (name, init) = kill_the_shim(&env);
@@ -441,7 +440,6 @@ struct Out5 {
 /// SIGPIPE is ignored in the container's processes (runc and Docker start them
 /// with default dispositions).
 #[test]
-#[ignore = "bug: container processes (init and exec) start with SIGPIPE ignored (SigIgn 0000000080001000), inherited from the shim; `yes | head -c N` prints `yes: standard output: Broken pipe`"]
 fn container_processes_do_not_inherit_ignored_sigpipe() {
     let env = Env::new("rsp");
     let name = env.name("c");
@@ -522,7 +520,6 @@ fn log_limit_keeps_the_newest_bytes_and_counts_the_dropped() {
 /// CLI.md: "a record says how many" — the notice a user reads should be the
 /// number of bytes dropped, not a share of it.
 #[test]
-#[ignore = "bug: `berth --log-max 1m logs` prints two notices (the dropped records of init.log.1 and init.log, e.g. 2449408 and 2445312) and neither is the total dropped (4894720); the user must sum them"]
 fn log_limit_notice_states_the_total_dropped() {
     let env = Env::new("rn");
     let name = env.name("c");
@@ -776,7 +773,6 @@ fn events_json_fields_seq_and_filter() {
 /// CLI.md lists the fields of an event object, and "a figure that is unknown or
 /// does not exist is `null`" (as `ps --format json` does with `ExitCode`).
 #[test]
-#[ignore = "bug: `berth events --format json` omits ProcessId/Pid/ExitCode/OOMKilled when unknown instead of printing null (create event: no ExitCode, no OOMKilled key)"]
 fn events_json_objects_carry_every_field() {
     let env = Env::new("rf");
     let name = env.name("c");
@@ -888,7 +884,6 @@ impl Drop for Cont {
 }
 
 #[test]
-#[ignore = "bug: one SIGSTOPped shim blocks `berth ps` for 30 s (the QUICK ttrpc timeout), for all 20 containers"]
 fn one_stopped_shim_does_not_block_ps_for_the_others() {
     let env = Env::new("rz");
     let names = make_many(&env, 20);

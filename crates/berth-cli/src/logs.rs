@@ -130,6 +130,22 @@ pub async fn logs(data_root: &Path, c: &Client, a: &LogsArgs) -> Result<()> {
         }
         records.drain(..start);
     }
+    // The size limit's records, one per rotation, add up to what was lost: say it
+    // once, first.
+    let dropped: u64 = records
+        .iter()
+        .map(|r| match r {
+            Record::Dropped { bytes, .. } => *bytes,
+            Record::Output { .. } => 0,
+        })
+        .sum();
+    if dropped > 0 {
+        eprintln!(
+            "berth: logs {}: {dropped} bytes of older output were dropped (log size limit)",
+            a.name
+        );
+    }
+    records.retain(|r| matches!(r, Record::Output { .. }));
     let mut p = Printer {
         timestamps: a.timestamps,
         at_line_start: [true, true],

@@ -64,16 +64,16 @@ pub struct Event {
     #[serde(rename = "Type")]
     pub kind: EventKind,
     /// The process concerned, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub process_id: Option<ProcessId>,
     /// Host pid of the process concerned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub pid: Option<u32>,
     /// Exit code, for `exit`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub exit_code: Option<i32>,
     /// Whether the OOM killer ended the process, for `exit`.
-    #[serde(rename = "OOMKilled", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "OOMKilled", default)]
     pub oom_killed: Option<bool>,
 }
 

@@ -445,12 +445,18 @@ impl Platform {
         if let Some(exit) = record::exit(&data_dir) {
             return Ok(exit);
         }
-        let _ = self.launch.cleanup(id, &paths::bundle_dir(&state_dir)).await;
+        let _ = self
+            .launch
+            .cleanup(id, &paths::bundle_dir(&state_dir))
+            .await;
         let exit = ExitStatus::unknown("the container's shim is gone");
         record::write_exit(&data_dir, &exit).map_err(io_err(op, id, "record exit"))?;
         if state_dir.exists() {
-            journal::append_exit(&paths::journal(&state_dir), id, &exit)
-                .map_err(io_err(op, id, "journal exit"))?;
+            journal::append_exit(&paths::journal(&state_dir), id, &exit).map_err(io_err(
+                op,
+                id,
+                "journal exit",
+            ))?;
         }
         Ok(exit)
     }
