@@ -338,42 +338,99 @@ fn tree(dir: &Path) -> Vec<String> {
 
 // ---- hand-made images, broken on purpose ----
 
-/// One tar entry: a regular file, a directory or a symlink.
+/// One tar entry: a regular file, a directory or a symlink, or anything else
+/// through [`Entry::Full`].
 enum Entry<'a> {
     File(&'a str, &'a [u8]),
     Dir(&'a str),
     Link(&'a str, &'a str),
+    Full(Full<'a>),
+}
+
+/// Every field of an entry.
+#[derive(Default)]
+struct Full<'a> {
+    name: &'a str,
+    kind: u8,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    data: &'a [u8],
+    link: &'a str,
+    dev: (u32, u32),
+    xattrs: &'a [(&'a str, &'a [u8])],
+}
+
+fn header(out: &mut Vec<u8>, e: &Full<'_>, size: usize) {
+    let mut h = [0u8; 512];
+    h[..e.name.len()].copy_from_slice(e.name.as_bytes());
+    h[100..108].copy_from_slice(format!("{:07o}\0", e.mode).as_bytes());
+    h[108..116].copy_from_slice(format!("{:07o}\0", e.uid).as_bytes());
+    h[116..124].copy_from_slice(format!("{:07o}\0", e.gid).as_bytes());
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = e.kind;
+    h[157..157 + e.link.len()].copy_from_slice(e.link.as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[329..337].copy_from_slice(format!("{:07o}\0", e.dev.0).as_bytes());
+    h[337..345].copy_from_slice(format!("{:07o}\0", e.dev.1).as_bytes());
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    out.extend_from_slice(&h);
 }
 
 fn tar(entries: &[Entry<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for e in entries {
-        let (name, kind, data, link): (&str, u8, &[u8], &str) = match e {
-            Entry::File(n, d) => (n, b'0', d, ""),
-            Entry::Dir(n) => (n, b'5', b"", ""),
-            Entry::Link(n, t) => (n, b'2', b"", t),
+        let full = match e {
+            Entry::File(n, d) => Full {
+                name: n,
+                kind: b'0',
+                mode: 0o644,
+                data: d,
+                ..Full::default()
+            },
+            Entry::Dir(n) => Full {
+                name: n,
+                kind: b'5',
+                mode: 0o755,
+                ..Full::default()
+            },
+            Entry::Link(n, t) => Full {
+                name: n,
+                kind: b'2',
+                mode: 0o777,
+                link: t,
+                ..Full::default()
+            },
+            Entry::Full(f) => Full { ..*f },
         };
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        let mode = if kind == b'5' {
-            "0000755\0"
-        } else {
-            "0000644\0"
-        };
-        h[100..108].copy_from_slice(mode.as_bytes());
-        h[108..116].copy_from_slice(b"0000000\0");
-        h[116..124].copy_from_slice(b"0000000\0");
-        h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
-        h[136..148].copy_from_slice(b"00000000000\0");
-        h[156] = kind;
-        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| b as u32).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(data);
+        if !full.xattrs.is_empty() {
+            // A PAX header carrying the xattrs, as GNU tar --xattrs writes them.
+            let mut pax = Vec::new();
+            for (k, v) in full.xattrs {
+                let body = [format!(" SCHILY.xattr.{k}=").as_bytes(), v, b"\n"].concat();
+                let mut len = body.len() + 1;
+                while format!("{len}").len() + body.len() != len {
+                    len = format!("{len}").len() + body.len();
+                }
+                pax.extend_from_slice(format!("{len}").as_bytes());
+                pax.extend_from_slice(&body);
+            }
+            let x = Full {
+                name: "PaxHeader",
+                kind: b'x',
+                mode: 0o644,
+                ..Full::default()
+            };
+            header(&mut out, &x, pax.len());
+            out.extend_from_slice(&pax);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        header(&mut out, &full, full.data.len());
+        out.extend_from_slice(full.data);
         out.resize(out.len().div_ceil(512) * 512, 0);
     }
     out.extend_from_slice(&[0u8; 1024]);
@@ -390,6 +447,11 @@ fn sha(b: &[u8]) -> String {
 /// An OCI layout of one uncompressed layer `layer`, with `layer_type` as its media
 /// type; returns its dir.
 fn oci_layout(dir: &Path, layer: &[u8], layer_type: &str) -> PathBuf {
+    oci_layout_n(dir, &[(layer.to_vec(), sha(layer), layer_type)])
+}
+
+/// An OCI layout of layers given as (blob, diff id hex, media type), bottom first.
+fn oci_layout_n(dir: &Path, layers: &[(Vec<u8>, String, &str)]) -> PathBuf {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |b: &[u8]| {
@@ -397,18 +459,24 @@ fn oci_layout(dir: &Path, layer: &[u8], layer_type: &str) -> PathBuf {
         std::fs::write(blobs.join(&h), b).unwrap();
         (format!("sha256:{h}"), b.len())
     };
-    let (ld, ls) = put(layer);
+    let mut descs = Vec::new();
+    let mut diffs = Vec::new();
+    for (blob, diff, media) in layers {
+        let (d, n) = put(blob);
+        descs.push(json!({"mediaType": media, "digest": d, "size": n}));
+        diffs.push(format!("sha256:{diff}"));
+    }
     let config = json!({
         "architecture": "amd64", "os": "linux",
         "config": {"Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [ld]},
+        "rootfs": {"type": "layers", "diff_ids": diffs},
     });
     let (cd, cs) = put(config.to_string().as_bytes());
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": [{"mediaType": layer_type, "digest": ld, "size": ls}],
+        "layers": descs,
     });
     let (md, ms) = put(manifest.to_string().as_bytes());
     let index = json!({"schemaVersion": 2, "manifests": [{
@@ -581,5 +649,115 @@ fn missing_layer_is_a_clear_error_with_nothing_left() {
     let out = env.berth(&["run", "--rm", "--name", &c, "berth-test/bb"]);
     out.code(125);
     out.one_line_error(&["mount layers", "layer"]);
+    env.finish();
+}
+
+#[test]
+fn gzip_and_zstd_layers_keep_links_devices_owners_modes_and_xattrs() {
+    let env = Env::new("imk");
+    // Bottom: busybox, plain tar.
+    let root = env.base.join("root");
+    busybox_rootfs(&root);
+    let base_tar = env.base.join("base.tar");
+    assert!(Command::new("tar")
+        .args([
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            base_tar.to_str().unwrap(),
+            "."
+        ])
+        .status()
+        .unwrap()
+        .success());
+    let base = std::fs::read(&base_tar).unwrap();
+    // Middle, gzip: owners, modes, a hard link, a symlink, devices, a fifo, an xattr.
+    let mid = tar(&[
+        Entry::Dir("srv/"),
+        Entry::Full(Full {
+            name: "srv/suid",
+            kind: b'0',
+            mode: 0o4755,
+            uid: 1000,
+            gid: 1001,
+            data: b"owned\n",
+            xattrs: &[("user.berth", b"kept")],
+            ..Full::default()
+        }),
+        Entry::Full(Full {
+            name: "srv/hard",
+            kind: b'1',
+            link: "srv/suid",
+            ..Full::default()
+        }),
+        Entry::Link("srv/sym", "/srv/suid"),
+        Entry::Full(Full {
+            name: "srv/null",
+            kind: b'3',
+            mode: 0o666,
+            dev: (1, 3),
+            ..Full::default()
+        }),
+        Entry::Full(Full {
+            name: "srv/fifo",
+            kind: b'6',
+            mode: 0o600,
+            ..Full::default()
+        }),
+    ]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &mid).unwrap();
+    let mid_gz = gz.finish().unwrap();
+    // Top, zstd: a file, and a link through /lib -> usr/lib inside the layer.
+    let top = tar(&[
+        Entry::Dir("usr/"),
+        Entry::Dir("usr/lib/"),
+        Entry::Link("lib", "usr/lib"),
+        Entry::File("lib/via-link", b"zstd\n"),
+    ]);
+    let top_zst = zstd::encode_all(&top[..], 3).unwrap();
+    let dir = oci_layout_n(
+        &env.base.join("oci"),
+        &[
+            (base.clone(), sha(&base), TAR),
+            (
+                mid_gz,
+                sha(&mid),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            ),
+            (
+                top_zst,
+                sha(&top),
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+        ],
+    );
+    import(&env, &dir, "berth-test/kinds");
+    let c = env.name("c");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        &c,
+        "berth-test/kinds",
+        "sh",
+        "-c",
+        "stat -c '%n %u:%g %a %F %h' /srv/suid /srv/hard; stat -c '%n %F %t:%T' /srv/null; \\
+         stat -c '%n %F' /srv/fifo; readlink /srv/sym; cat /srv/sym /usr/lib/via-link",
+    ]);
+    assert_eq!(
+        out.ok(),
+        "/srv/suid 1000:1001 4755 regular file 2\n/srv/hard 1000:1001 4755 regular file 2\n\
+         /srv/null character special file 1:3\n/srv/fifo fifo\n/srv/suid\nowned\nzstd\n"
+    );
+    // The xattr is on the layer's file (read from the host: busybox has no getfattr).
+    let v: Value =
+        serde_json::from_str(&env.berth(&["image", "inspect", "berth-test/kinds"]).ok()).unwrap();
+    let mid_dir = PathBuf::from(v[0]["LayerPaths"][1].as_str().unwrap());
+    assert_eq!(
+        xattr::get(mid_dir.join("srv/suid"), "user.berth").unwrap(),
+        Some(b"kept".to_vec())
+    );
+    env.berth(&["image", "rm", "berth-test/kinds"]).ok();
     env.finish();
 }
