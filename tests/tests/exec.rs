@@ -754,7 +754,6 @@ fn vm_rss_kib(pid: i32) -> u64 {
 }
 
 #[test]
-#[ignore = "bug: shim VmRSS grows 430-700 KiB over 1000 execs after a warm-up of 20 (14280 -> 14980 KiB), and keeps growing (~60 KiB per further 500); fds and threads stay flat"]
 fn shim_stays_lean_over_1000_sequential_execs() {
     let env = Env::new("xlean");
     let name = env.name("c");
