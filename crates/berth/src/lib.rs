@@ -13,6 +13,7 @@ mod error;
 /// The image store (Linux: layers become an overlayfs root).
 #[cfg(target_os = "linux")]
 pub mod image;
+#[cfg(unix)]
 pub mod logs;
 mod platform;
 pub mod rootfs;
