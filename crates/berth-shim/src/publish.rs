@@ -31,28 +31,28 @@ impl Forwarder {
             .name("publisher".into())
             .stack_size(128 * 1024)
             .spawn(move || {
-                let mut client: Option<EventsClient> = None;
+                let addr = if address.starts_with("unix://") {
+                    address.clone()
+                } else {
+                    format!("unix://{address}")
+                };
                 for event in rx {
                     let Some(req) = request(&event, &namespace, &bundle) else {
                         continue;
                     };
+                    // A connection per event: events are few, and a connection kept
+                    // across a containerd restart would be a dead one.
                     for attempt in 0..ATTEMPTS {
-                        if client.is_none() {
-                            let addr = if address.starts_with("unix://") {
-                                address.clone()
-                            } else {
-                                format!("unix://{address}")
-                            };
-                            client = ttrpc::Client::connect(&addr).ok().map(EventsClient::new);
-                        }
-                        let sent = client.as_ref().is_some_and(|c| {
-                            c.forward(ttrpc::context::with_timeout(5_000_000_000), &req)
-                                .is_ok()
-                        });
+                        let sent = ttrpc::Client::connect(&addr)
+                            .ok()
+                            .map(EventsClient::new)
+                            .is_some_and(|c| {
+                                c.forward(ttrpc::context::with_timeout(5_000_000_000), &req)
+                                    .is_ok()
+                            });
                         if sent {
                             break;
                         }
-                        client = None;
                         std::thread::sleep(Duration::from_millis(
                             100 * u64::from(attempt + 1).min(10),
                         ));
