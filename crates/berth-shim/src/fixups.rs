@@ -16,7 +16,8 @@ pub fn prepare_bundle(bundle: &Path) -> io::Result<()> {
     let path = bundle.join("config.json");
     let mut spec: Value =
         serde_json::from_slice(&std::fs::read(&path)?).map_err(io::Error::other)?;
-    let changed = readonly_cgroup_v1(&mut spec, &cgroup_v1_hierarchies());
+    let mut changed = readonly_cgroup_v1(&mut spec, &cgroup_v1_hierarchies());
+    changed |= masked_eq_for_libcontainer(&mut spec);
     if let Some(root) = spec.pointer("/root/path").and_then(Value::as_str) {
         let root = bundle.join(root);
         if let Some(cwd) = spec.pointer("/process/cwd").and_then(Value::as_str) {
@@ -92,6 +93,39 @@ fn readonly_cgroup_v1(spec: &mut Value, hierarchies: &[String]) -> bool {
     changed
 }
 
+/// Swaps `value` and `valueTwo` of every SCMP_CMP_MASKED_EQ seccomp argument.
+/// Bundles say it as runc reads it (mask in `value`, Docker's profile does so);
+/// libcontainer 0.7 reads the mask from `valueTwo`, and a zero mask would make
+/// the rule always true (every clone allowed). Returns whether anything changed.
+fn masked_eq_for_libcontainer(spec: &mut Value) -> bool {
+    let Some(syscalls) = spec
+        .pointer_mut("/linux/seccomp/syscalls")
+        .and_then(Value::as_array_mut)
+    else {
+        return false;
+    };
+    let mut changed = false;
+    for sc in syscalls {
+        let Some(args) = sc.get_mut("args").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for a in args {
+            if a.get("op").and_then(Value::as_str) != Some("SCMP_CMP_MASKED_EQ") {
+                continue;
+            }
+            let Some(obj) = a.as_object_mut() else {
+                continue;
+            };
+            let value = obj.get("value").cloned().unwrap_or(Value::from(0));
+            let two = obj.get("valueTwo").cloned().unwrap_or(Value::from(0));
+            obj.insert("value".into(), two);
+            obj.insert("valueTwo".into(), value);
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Creates `dir` (absolute, as seen in the container) under `root`, one component
 /// at a time, refusing to follow any symlink (nothing in the container runs yet,
 /// so the tree cannot change under this walk).
@@ -145,6 +179,22 @@ mod tests {
         assert!(!readonly_cgroup_v1(&mut spec, &h), "idempotent");
         let mut rw: Value = serde_json::json!({"mounts": [{"destination": "/sys/fs/cgroup", "options": []}], "linux": {}});
         assert!(!readonly_cgroup_v1(&mut rw, &h));
+    }
+
+    #[test]
+    fn masked_eq_is_handed_to_libcontainer_mask_in_value_two() {
+        let mut spec: Value = serde_json::json!({"linux": {"seccomp": {"syscalls": [
+            {"names": ["clone"], "args": [{"index": 0, "value": 2114060288u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["personality"], "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+        ]}}});
+        assert!(masked_eq_for_libcontainer(&mut spec));
+        let clone = &spec["linux"]["seccomp"]["syscalls"][0]["args"][0];
+        assert_eq!(clone["value"], 0);
+        assert_eq!(clone["valueTwo"], 2114060288u64);
+        assert_eq!(
+            spec["linux"]["seccomp"]["syscalls"][1]["args"][0]["value"],
+            8
+        );
     }
 
     #[test]

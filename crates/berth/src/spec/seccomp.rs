@@ -532,19 +532,17 @@ const GROUPS: &[Group] = &[
     // Without CAP_SYS_ADMIN, clone only without namespace flags (the flags are
     // argument 0 everywhere but on s390, where they are argument 1).
     //
-    // The mask goes in `valueTwo`, the masked value (0) in `value`: that is how
-    // libcontainer (youki 0.7), which runs berth's containers, hands
-    // SCMP_CMP_MASKED_EQ to libseccomp. runc and crun read the two the other
-    // way round (Docker's JSON has `value` = mask), and libseccomp turns a zero
-    // mask into "always true", so Docker's encoding would silently allow every
-    // clone under youki; this one would under runc. There is no encoding both
-    // enforce: the two-condition trick is split into OR-ed rules by both.
+    // Docker's encoding, as runc and crun read it: the mask in `value`, the masked
+    // value (0) in `valueTwo`. libcontainer (youki 0.7) reads the two the other
+    // way round, so berth's shim swaps them before handing a bundle to it (see
+    // berth-shim's fixups); a config from `berth spec` thus means the same
+    // under runc, crun and berth.
     Group::allow(&["clone"])
-        .args(&[(0, 0, CLONE_NAMESPACE_FLAGS, MASKED_EQ)])
+        .args(&[(0, CLONE_NAMESPACE_FLAGS, 0, MASKED_EQ)])
         .not_arches(&["s390x"])
         .not_caps(&[Capability::SysAdmin]),
     Group::allow(&["clone"])
-        .args(&[(1, 0, CLONE_NAMESPACE_FLAGS, MASKED_EQ)])
+        .args(&[(1, CLONE_NAMESPACE_FLAGS, 0, MASKED_EQ)])
         .arches(&["s390x"])
         .not_caps(&[Capability::SysAdmin]),
     Group::allow(&["clone3"])
@@ -901,9 +899,9 @@ mod tests {
         assert_eq!(args.len(), 1);
         assert_eq!(args[0].index(), 0);
         assert_eq!(args[0].op(), MASKED_EQ);
-        // libcontainer's reading: mask in valueTwo, expected value in value.
-        assert_eq!(args[0].value_two(), Some(CLONE_NAMESPACE_FLAGS));
-        assert_eq!(args[0].value(), 0);
+        // Docker's encoding (runc's reading): mask in value, masked value in valueTwo.
+        assert_eq!(args[0].value(), CLONE_NAMESPACE_FLAGS);
+        assert_eq!(args[0].value_two().unwrap_or(0), 0);
         assert_eq!(CLONE_NAMESPACE_FLAGS, 2_114_060_288);
 
         let clone3 = syscalls.iter().find(|s| s.names() == &["clone3"]).unwrap();
@@ -1001,13 +999,11 @@ mod libseccomp_tests {
         }
     }
 
-    fn op(o: LinuxSeccompOperator, value_two: Option<u64>) -> ScmpCompareOp {
+    fn op(o: LinuxSeccompOperator, mask: Option<u64>) -> ScmpCompareOp {
         match o {
             LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
             LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
-            LinuxSeccompOperator::ScmpCmpMaskedEq => {
-                ScmpCompareOp::MaskedEqual(value_two.unwrap_or(0))
-            }
+            LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(mask.unwrap_or(0)),
             other => panic!("the default profile does not use {other:?}"),
         }
     }
@@ -1044,11 +1040,16 @@ mod libseccomp_tests {
                         let cmps: Vec<_> = args
                             .iter()
                             .map(|a| {
-                                ScmpArgCompare::new(
-                                    a.index() as u32,
-                                    op(a.op(), a.value_two()),
-                                    a.value(),
-                                )
+                                // As runc reads the profile (and as libcontainer
+                                // does once the shim has swapped MASKED_EQ's two
+                                // values): mask in value, datum in valueTwo.
+                                let (mask, datum) = match a.op() {
+                                    LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                                        (Some(a.value()), a.value_two().unwrap_or(0))
+                                    }
+                                    _ => (None, a.value()),
+                                };
+                                ScmpArgCompare::new(a.index() as u32, op(a.op(), mask), datum)
                             })
                             .collect();
                         ctx.add_rule_conditional(act, sc, &cmps)
