@@ -20,7 +20,6 @@ pub mod rootfs;
 pub mod spec;
 mod types;
 
-pub use berth_types as types_shared;
 pub use berth_types::{
     ContainerId, ContainerStatus, Event, EventKind, ExitStatus, ProcessId, ProcessSummary,
     Resources, Stats,
