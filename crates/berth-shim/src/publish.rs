@@ -69,10 +69,7 @@ impl Forwarder {
 }
 
 fn timestamp(e: &Event) -> MessageField<Timestamp> {
-    let mut ts = Timestamp::new();
-    ts.seconds = e.time.timestamp();
-    ts.nanos = e.time.timestamp_subsec_nanos() as i32;
-    MessageField::some(ts)
+    crate::service::timestamp(e.time)
 }
 
 fn any(msg: &impl Message, name: &str) -> Option<Any> {

@@ -53,7 +53,8 @@ fn fail(kind: WireErrorKind, step: &str, msg: impl std::fmt::Display) -> ttrpc::
     ttrpc::Error::RpcStatus(status)
 }
 
-fn timestamp(t: DateTime<Utc>) -> MessageField<Timestamp> {
+/// A protobuf timestamp of `t`, as every shim message carries times.
+pub(crate) fn timestamp(t: DateTime<Utc>) -> MessageField<Timestamp> {
     let mut ts = Timestamp::new();
     ts.seconds = t.timestamp();
     ts.nanos = t.timestamp_subsec_nanos() as i32;

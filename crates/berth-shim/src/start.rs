@@ -9,8 +9,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 use containerd_shim_protos::api::DeleteResponse;
-use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::{Message, MessageField};
+use containerd_shim_protos::protobuf::Message;
 use libcontainer::container::Container;
 
 use crate::args::{Flags, ENV_RUNTIME_ROOT, ENV_STATE_DIR};
@@ -87,11 +86,7 @@ pub fn delete(flags: &Flags) -> Result<()> {
     }
     let mut resp = DeleteResponse::new();
     resp.exit_status = 137;
-    let now = chrono::Utc::now();
-    let mut ts = Timestamp::new();
-    ts.seconds = now.timestamp();
-    ts.nanos = now.timestamp_subsec_nanos() as i32;
-    resp.exited_at = MessageField::some(ts);
+    resp.exited_at = crate::service::timestamp(chrono::Utc::now());
     let bytes = resp.write_to_bytes().context("encode delete response")?;
     std::io::stdout().write_all(&bytes)?;
     Ok(())
