@@ -47,9 +47,9 @@ impl Client {
         stdio: StdioRequest,
     ) -> Result<Created> {
         let span = tracing::info_span!("create", container_id = %id);
-        let _e = span.enter();
-        drop(_e);
-        let (pid, io) = self.platform.create(id, spec, options, stdio).await?;
+        let (pid, io) =
+            tracing::Instrument::instrument(self.platform.create(id, spec, options, stdio), span)
+                .await?;
         Ok(Created { pid, io })
     }
 
