@@ -28,6 +28,9 @@ pub struct Cli {
     /// Log kept per process (64m, 1g); past it the oldest output goes.
     #[arg(long, global = true, default_value = "100m")]
     pub log_max: String,
+    /// The criu binary for checkpoints (default: criu on PATH).
+    #[arg(long, global = true, env = "BERTH_CRIU")]
+    pub criu: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -91,6 +94,9 @@ pub enum Command {
     Logs(crate::logs::LogsArgs),
     /// Show events as they happen.
     Events(crate::logs::EventsArgs),
+    /// Manage checkpoints: create, ls, rm.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
     /// Manage images: import, ls, rm, inspect.
     Image(crate::image::ImageArgs),
     /// Print the default config.json.
@@ -183,6 +189,12 @@ pub struct RunArgs {
     /// Seconds `stop` waits before SIGKILL.
     #[arg(long)]
     pub stop_timeout: Option<u64>,
+    /// Bring the container back from this checkpoint instead of starting CMD.
+    #[arg(long)]
+    pub checkpoint: Option<String>,
+    /// Where the checkpoint is (default: the new container's own checkpoints).
+    #[arg(long, requires = "checkpoint")]
+    pub checkpoint_dir: Option<PathBuf>,
     /// IMAGE and/or `-- CMD [ARG...]`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -216,4 +228,34 @@ pub struct ExecArgs {
     /// `-- CMD [ARG...]`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Checkpoint a running container with CRIU (it stops unless --leave-running).
+    Create {
+        /// Leave the container running after the checkpoint.
+        #[arg(long)]
+        leave_running: bool,
+        /// Where to write it (default: under the data root, per container).
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
+        name: String,
+        checkpoint: String,
+    },
+    /// List a container's checkpoints.
+    Ls {
+        /// Where they are (default: under the data root, per container).
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
+        name: String,
+    },
+    /// Remove a checkpoint.
+    Rm {
+        /// Where it is (default: under the data root, per container).
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
+        name: String,
+        checkpoint: String,
+    },
 }

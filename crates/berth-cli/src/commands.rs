@@ -41,12 +41,13 @@ fn client(cli: &Cli) -> Client {
         log_max: berth::spec::parse::parse_bytes(&cli.log_max)
             .ok()
             .map(|b| b as u64),
+        criu: cli.criu.clone(),
     };
     Client::new(config, |_: &berth::Event| {})
 }
 
 /// `berth: <verb> <id>: <step>: <cause>` on stderr.
-fn report(verb: &str, id: &str, e: &dyn std::fmt::Display) {
+pub(crate) fn report(verb: &str, id: &str, e: &dyn std::fmt::Display) {
     if id.is_empty() {
         eprintln!("berth: {verb}: {e}");
     } else {
@@ -54,7 +55,7 @@ fn report(verb: &str, id: &str, e: &dyn std::fmt::Display) {
     }
 }
 
-fn report_berth(verb: &str, e: &berth::Error) {
+pub(crate) fn report_berth(verb: &str, e: &berth::Error) {
     eprintln!("berth: {verb} {}: {}: {}", e.id, e.step, e.message);
 }
 
@@ -63,6 +64,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
     match &cli.command {
         Command::Run(args) => run(&cli, &c, args).await,
         Command::Image(args) => crate::image::dispatch(&cli, args).await,
+        Command::Checkpoint(cmd) => crate::checkpoint::dispatch(&cli, &c, cmd).await,
         Command::Ps(args) => exit_of("ps", "", ps(&c, args).await),
         Command::Inspect { names } => {
             let mut out = Vec::new();
@@ -305,10 +307,30 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
         );
         return EXIT_BERTH;
     }
+    let checkpoint = a.checkpoint.as_ref().map(|name| {
+        a.checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| crate::checkpoint::default_dir(&cli.data_root, &id))
+            .join(name)
+    });
+    // A restore needs no command: the checkpointed one is what runs on.
+    let command = match &checkpoint {
+        Some(cp) if command.is_empty() && image.is_empty() => crate::checkpoint::args_of(cp),
+        _ => command,
+    };
     let built = match image.first() {
         Some(_) => crate::image::build_run(cli, &id, a, &image, command),
         None => build_spec(&id, a, command),
     };
+    let built = built.map(|(spec, options)| {
+        (
+            spec,
+            CreateOptions {
+                checkpoint,
+                ..options
+            },
+        )
+    });
     let (mut spec, options) = match built {
         Ok(s) => s,
         Err(e) => {

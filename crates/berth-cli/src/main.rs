@@ -2,6 +2,7 @@
 
 #![deny(unsafe_code)]
 
+mod checkpoint;
 mod cli;
 mod commands;
 mod image;

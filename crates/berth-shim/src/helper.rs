@@ -7,6 +7,9 @@
 //! - `exec-error <code> <message>` (written by the container process itself, before
 //!   the helper's own line, or at start): the command cannot run; code 127 or 126.
 //!
+//! `restore` answers only with an error line: on success the helper becomes
+//! `criu restore` and the pipe closes at that exec.
+//!
 //! The container process inherits descriptor 3 with FD_CLOEXEC (libcontainer marks
 //! every extra descriptor so), so the shim sees EOF exactly when the command was
 //! exec'd, and an `exec-error` line when it could not be.
@@ -48,6 +51,16 @@ pub fn main(args: &[String]) -> ExitCode {
             Path::new(process),
             console.first().map(PathBuf::from),
         ),
+        // On success this process has become criu: the report pipe closes at exec.
+        [verb, id, bundle, images, work, criu] if verb == "restore" => {
+            Err(crate::checkpoint::helper_restore(
+                id,
+                Path::new(bundle),
+                Path::new(images),
+                Path::new(work),
+                Path::new(criu),
+            ))
+        }
         _ => Err((
             WireErrorKind::InvalidArgument,
             "parse helper arguments",

@@ -10,6 +10,7 @@
 
 mod args;
 mod cgroup;
+mod checkpoint;
 mod fixups;
 mod helper;
 mod io;

@@ -28,6 +28,7 @@ use crate::journal::{Detail, Journal};
 use crate::reaper::Reaper;
 use crate::{fixups, helper, mounts, sys};
 
+mod checkpoint;
 mod observe;
 
 type TResult<T> = ttrpc::Result<T>;
@@ -204,6 +205,8 @@ pub struct Service {
     shutdown: Mutex<mpsc::Sender<()>>,
     /// The root filesystem this shim mounted (under containerd), unmounted on delete.
     rootfs: Mutex<Option<PathBuf>>,
+    /// The checkpoint init is restored from at Start, when created from one.
+    checkpoint: Mutex<Option<PathBuf>>,
 }
 
 pub fn serve(flags: &Flags) -> Result<()> {
@@ -245,6 +248,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         sealed_exe: Mutex::new(None),
         shutdown: Mutex::new(tx),
         rootfs: Mutex::new(None),
+        checkpoint: Mutex::new(None),
         busy: Arc::new(Busy::default()),
     });
     let mut server = ttrpc::Server::new()
@@ -665,7 +669,14 @@ impl Task for Service {
         let prepared = fixups::prepare_bundle(Path::new(&req.bundle))
             .map_err(|e| fail(WireErrorKind::InvalidArgument, "read bundle", e));
         let spawned = prepared.and_then(|()| {
-            self.spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root])
+            if req.checkpoint.is_empty() {
+                return self
+                    .spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root]);
+            }
+            // From a checkpoint: nothing runs until Start restores it.
+            let images = self.accept_checkpoint(&req.checkpoint, req.terminal)?;
+            *self.checkpoint.lock().unwrap() = Some(images);
+            Ok(())
         });
         if let Err(e) = spawned {
             if let Some(target) = self.rootfs.lock().unwrap().take() {
@@ -679,7 +690,8 @@ impl Task for Service {
             EventKind::Create,
             Detail {
                 process_id: Some(INIT_PROCESS_ID),
-                pid: Some(pid),
+                // A restore has no process until Start.
+                pid: (pid > 0).then_some(pid),
                 ..Default::default()
             },
         );
@@ -788,7 +800,12 @@ impl Task for Service {
             }
             st.phase = Phase::Starting;
         }
-        let result = if is_init {
+        let checkpoint = is_init
+            .then(|| self.checkpoint.lock().unwrap().clone())
+            .flatten();
+        let result = if let Some(images) = checkpoint {
+            self.restore_init(&proc, &images)
+        } else if is_init {
             (|| {
                 let mut container = self.container("start")?;
                 container
@@ -862,13 +879,11 @@ impl Task for Service {
     fn checkpoint(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::CheckpointTaskRequest,
+        req: api::CheckpointTaskRequest,
     ) -> TResult<api::Empty> {
-        Err(fail(
-            WireErrorKind::Unimplemented,
-            "checkpoint",
-            "not implemented by berth's shim yet",
-        ))
+        let _busy = self.busy.enter();
+        let _span = tracing::info_span!("checkpoint", container_id = %self.id).entered();
+        self.do_checkpoint(req)
     }
 
     fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> TResult<api::Empty> {

@@ -57,3 +57,16 @@ impl std::fmt::Display for WireError {
 }
 
 impl std::error::Error for WireError {}
+
+/// `type_url` of the `Any` berth puts in a shim's Checkpoint request: a JSON
+/// [`CheckpointOptions`].
+pub const CHECKPOINT_OPTIONS_TYPE_URL: &str = "type.berth.dev/berth.CheckpointOptions";
+
+/// How a shim checkpoints its container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointOptions {
+    /// Stop the container once the checkpoint is written (Docker's default; the
+    /// CLI's `--leave-running` clears it).
+    pub exit: bool,
+}

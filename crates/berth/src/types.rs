@@ -77,6 +77,10 @@ pub struct CreateOptions {
     /// read-only layers, upper and work dirs in the writable folder). When `None`,
     /// Windows falls back to the spec's `windows.layerFolders`.
     pub layers: Option<Layers>,
+    /// Bring the container back from this checkpoint (a directory of CRIU images
+    /// that [`crate::Client::checkpoint`] wrote) instead of starting its command:
+    /// its processes resume where the dump left them. Linux only.
+    pub checkpoint: Option<PathBuf>,
     /// Options only the Windows platform reads (the reference's HCS options);
     /// ignored elsewhere.
     pub windows: WindowsOptions,

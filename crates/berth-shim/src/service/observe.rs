@@ -20,7 +20,7 @@ use crate::journal::Detail;
 static CGROUP_PATH: OnceLock<PathBuf> = OnceLock::new();
 
 impl Service {
-    fn cgroup_path(&self, step: &str) -> TResult<PathBuf> {
+    pub(super) fn cgroup_path(&self, step: &str) -> TResult<PathBuf> {
         if let Some(p) = CGROUP_PATH.get() {
             return Ok(p.clone());
         }
@@ -50,7 +50,7 @@ impl Service {
     }
 
     /// Init, if it is running (not created, not exited).
-    fn running_init(&self, step: &str) -> TResult<Arc<super::Proc>> {
+    pub(super) fn running_init(&self, step: &str) -> TResult<Arc<super::Proc>> {
         let init = self.init()?;
         if init.phase() != Phase::Running || init.exit().is_some() {
             return Err(fail(
@@ -62,7 +62,7 @@ impl Service {
         Ok(init)
     }
 
-    fn freeze(&self, step: &str, state: FreezerState) -> TResult<()> {
+    pub(super) fn freeze(&self, step: &str, state: FreezerState) -> TResult<()> {
         let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
             cgroup_path: self.cgroup_path(step)?,
             systemd_cgroup: false,

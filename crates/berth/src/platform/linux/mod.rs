@@ -1,6 +1,7 @@
 //! Linux: one shim per container (containerd shim v2 over ttrpc), FIFOs for stdio,
 //! the event journal followed from a cursor.
 
+mod checkpoints;
 mod journal;
 mod layers;
 mod observe;
@@ -45,6 +46,8 @@ pub struct Config {
     pub shim_binary: PathBuf,
     /// Log limit per process in bytes (`None`: the shim's default, 100 MiB).
     pub log_max: Option<u64>,
+    /// The criu binary for checkpoints (`None`: `BERTH_CRIU`, else `criu` on PATH).
+    pub criu: Option<PathBuf>,
 }
 
 /// The Linux platform behind [`crate::Client`].
@@ -99,6 +102,7 @@ impl Platform {
                 binary: config.shim_binary,
                 runtime_root: roots.runtime_root(),
                 log_max: config.log_max,
+                criu: config.criu,
             },
             roots,
             sink,
@@ -204,6 +208,17 @@ impl Platform {
         } else {
             stdio
         };
+        if let Some(cp) = &opts.checkpoint {
+            checkpoints::check_images(cp).map_err(|e| {
+                Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::InvalidArgument,
+                    "read checkpoint",
+                    e,
+                )
+            })?;
+        }
         // The bundle as run: the spec with an absolute root path.
         let mut spec = spec.clone();
         if opts.default_rootfs {
@@ -353,6 +368,9 @@ impl Platform {
         let mut req = api::CreateTaskRequest::new();
         req.id = id.to_string();
         req.bundle = bundle.to_string_lossy().into_owned();
+        if let Some(cp) = &opts.checkpoint {
+            req.checkpoint = cp.to_string_lossy().into_owned();
+        }
         req.stdin = fifo_paths.stdin;
         req.stdout = fifo_paths.stdout;
         req.stderr = fifo_paths.stderr;
@@ -719,42 +737,10 @@ impl Platform {
         Ok(exit)
     }
 
-    fn unsupported<T>(op: &'static str, id: &ContainerId) -> Result<T> {
-        Err(Error::new(
-            op,
-            id.as_str(),
-            ErrorKind::Unsupported,
-            op,
-            "not implemented on Linux yet",
-        ))
-    }
-
     // pause, resume, stats, pids, summary and update_resources: observe.rs.
 
-    pub async fn checkpoint(
-        &self,
-        id: &ContainerId,
-        _name: &str,
-        _dir: Option<&Path>,
-        _exit: bool,
-    ) -> Result<()> {
-        Self::unsupported("checkpoint", id)
-    }
-    pub async fn list_checkpoints(
-        &self,
-        id: &ContainerId,
-        _dir: Option<&Path>,
-    ) -> Result<Vec<crate::types::CheckpointInfo>> {
-        Self::unsupported("checkpoint ls", id)
-    }
-    pub async fn delete_checkpoint(
-        &self,
-        id: &ContainerId,
-        _name: &str,
-        _dir: Option<&Path>,
-    ) -> Result<()> {
-        Self::unsupported("checkpoint rm", id)
-    }
+    // checkpoint, list_checkpoints and delete_checkpoint: checkpoints.rs.
+
     /// Reattaches to `id` after an engine restart: replays its journal to the sink
     /// (every event; `Seq` lets the engine skip what it saw) and follows it; a
     /// live container gets a restore event and its init's output FIFOs back. A

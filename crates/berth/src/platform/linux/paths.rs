@@ -27,6 +27,12 @@ impl Roots {
         self.containers_dir().join(id.as_str())
     }
 
+    /// `<data-root>/checkpoints/<id>`: the container's checkpoints by default; they
+    /// outlive the container, so that one can be brought back under its name.
+    pub fn checkpoints_dir(&self, id: &ContainerId) -> PathBuf {
+        self.data.join("checkpoints").join(id.as_str())
+    }
+
     /// `<data-root>/containers`.
     pub fn containers_dir(&self) -> PathBuf {
         self.data.join("containers")

@@ -15,6 +15,8 @@ use crate::error::{Error, ErrorKind};
 const ENV_STATE_DIR: &str = "BERTH_SHIM_STATE_DIR";
 const ENV_DATA_DIR: &str = "BERTH_SHIM_DATA_DIR";
 const ENV_RUNTIME_ROOT: &str = "BERTH_SHIM_RUNTIME_ROOT";
+/// The criu binary the shim runs for checkpoints.
+const ENV_CRIU: &str = "BERTH_CRIU";
 const ENV_LOG_MAX: &str = "BERTH_SHIM_LOG_MAX";
 
 /// Timeout of calls that should answer at once.
@@ -90,6 +92,7 @@ pub struct Launch {
     pub binary: PathBuf,
     pub runtime_root: PathBuf,
     pub log_max: Option<u64>,
+    pub criu: Option<PathBuf>,
 }
 
 impl Launch {
@@ -119,6 +122,7 @@ impl Launch {
                 self.log_max.map(|m| m.to_string()).unwrap_or_default(),
             )
             .env(ENV_RUNTIME_ROOT, &self.runtime_root)
+            .envs(self.criu.as_ref().map(|c| (ENV_CRIU, c)))
             .stdin(std::process::Stdio::null())
             .output()
             .await?;

@@ -1,0 +1,362 @@
+//! Checkpoint of the Task service, and the restore that Start does for a task
+//! created from a checkpoint (containerd's contract: Create records the checkpoint,
+//! Start brings the processes back).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use berth_types::wire::{CheckpointOptions, CHECKPOINT_OPTIONS_TYPE_URL};
+use berth_types::{EventKind, WireErrorKind, INIT_PROCESS_ID};
+use containerd_shim_protos::api;
+use libcgroups::common::{CgroupManager, FreezerState};
+use libcontainer::container::{Container, ContainerStatus};
+use oci_spec::runtime::Spec;
+
+use super::{fail, parse_helper_error, Phase, Proc, Service, TResult};
+use crate::checkpoint::{self as criu, Dump, INVENTORY};
+use crate::journal::Detail;
+use crate::{helper, io, sys};
+
+impl Service {
+    fn spec(&self, step: &str) -> TResult<Spec> {
+        let bundle = self.bundle.lock().unwrap().clone();
+        Spec::load(bundle.join("config.json"))
+            .map_err(|e| fail(WireErrorKind::Internal, step, format!("read bundle: {e}")))
+    }
+
+    /// The criu binary, once it answered `--version` well (run as our child: the
+    /// reaper owns every exit status, so never through `Command::output`).
+    fn criu(&self, step: &str) -> TResult<PathBuf> {
+        let bin = criu::binary();
+        let unusable = |e: std::io::Error| {
+            fail(
+                WireErrorKind::FailedPrecondition,
+                step,
+                format!("criu ({}) cannot run: {e}", bin.display()),
+            )
+        };
+        let mut child = Command::new(&bin)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(unusable)?;
+        self.reaper.spawned();
+        let (mut out, mut err) = (String::new(), String::new());
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let code = self.reaper.wait(child.id() as i32);
+        criu::check_version(&bin, code, &out, &err)
+            .map_err(|e| fail(WireErrorKind::FailedPrecondition, step, e))?;
+        Ok(bin)
+    }
+
+    pub(super) fn do_checkpoint(&self, req: api::CheckpointTaskRequest) -> TResult<api::Empty> {
+        const STEP: &str = "checkpoint";
+        let init = self.running_init(STEP)?;
+        if init.terminal {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                STEP,
+                "a container with a terminal cannot be checkpointed",
+            ));
+        }
+        let running: Vec<String> = self
+            .execs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|p| p.phase() == Phase::Running && p.exit().is_none())
+            .map(|p| p.id.clone())
+            .collect();
+        if !running.is_empty() {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                STEP,
+                format!(
+                    "exec processes are running ({}): CRIU dumps init's process tree only",
+                    running.join(", ")
+                ),
+            ));
+        }
+        let opts: CheckpointOptions = req
+            .options
+            .as_ref()
+            .filter(|a| a.type_url == CHECKPOINT_OPTIONS_TYPE_URL)
+            .and_then(|a| serde_json::from_slice(&a.value).ok())
+            .unwrap_or_default();
+        if req.path.is_empty() {
+            return Err(fail(
+                WireErrorKind::InvalidArgument,
+                STEP,
+                "no checkpoint directory given",
+            ));
+        }
+        let images = PathBuf::from(&req.path);
+        let bin = self.criu("find criu")?;
+        std::fs::create_dir_all(&images)
+            .map_err(|e| fail(WireErrorKind::Internal, "create checkpoint directory", e))?;
+        let pid = init.pid();
+        criu::write_descriptors(&images, pid)
+            .map_err(|e| fail(WireErrorKind::Internal, "record stdio", e))?;
+        let spec = self.spec(STEP)?;
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let externals = criu::external_mounts(&spec, &criu::cgroup_mounts(&mountinfo));
+        let cgroup = self.cgroup_path(STEP)?;
+        let rel = cgroup.strip_prefix("/").unwrap_or(&cgroup);
+        let freezer = match Path::new("/sys/fs/cgroup/freezer") {
+            v1 if v1.is_dir() => v1.join(rel),
+            _ => Path::new("/sys/fs/cgroup").join(rel),
+        };
+        // To stop after the dump, hold the container still from the dump to the kill:
+        // nothing it does after its image was taken may reach the world.
+        let we_froze = opts.exit && !self.frozen();
+        if we_froze {
+            self.freeze(STEP, FreezerState::Frozen)?;
+        }
+        let args = criu::dump_args(&Dump {
+            pid,
+            images: &images,
+            freezer: Some(&freezer),
+            externals: &externals,
+        });
+        let outcome = self
+            .run_criu(&bin, &args, "criu dump")
+            .and_then(|code| match code {
+                0 => Ok(()),
+                c => Err(fail(
+                    WireErrorKind::Internal,
+                    "criu dump",
+                    format!(
+                        "criu failed (exit {c}): {}",
+                        criu::log_errors(&images.join("dump.log"))
+                    ),
+                )),
+            });
+        if let Err(e) = outcome {
+            if we_froze {
+                let _ = self.freeze(STEP, FreezerState::Thawed);
+            }
+            return Err(e);
+        }
+        self.emit(
+            EventKind::Checkpointed,
+            Detail {
+                process_id: Some(INIT_PROCESS_ID),
+                pid: Some(pid),
+                ..Default::default()
+            },
+        );
+        if opts.exit {
+            let mut container = self.container(STEP)?;
+            container
+                .kill(nix::sys::signal::Signal::SIGKILL, true)
+                .map_err(|e| fail(WireErrorKind::Internal, "stop after checkpoint", e))?;
+            if self.frozen() {
+                self.freeze(STEP, FreezerState::Thawed)?;
+            }
+        }
+        Ok(api::Empty::new())
+    }
+
+    /// Runs criu as a child (the reaper owns its exit status); returns its exit code.
+    fn run_criu(&self, bin: &Path, args: &[std::ffi::OsString], step: &str) -> TResult<i32> {
+        let child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                fail(
+                    WireErrorKind::FailedPrecondition,
+                    step,
+                    format!("criu ({}) cannot run: {e}", bin.display()),
+                )
+            })?;
+        self.reaper.spawned();
+        let pid = child.id() as i32;
+        drop(child);
+        Ok(self.reaper.wait(pid))
+    }
+
+    /// Create of a task from a checkpoint: checks the images and, under containerd
+    /// (which removes its unpacked copy once Create returns), keeps a copy of them.
+    pub(super) fn accept_checkpoint(&self, path: &str, terminal: bool) -> TResult<PathBuf> {
+        const STEP: &str = "read checkpoint";
+        let images = PathBuf::from(path);
+        if !images.join(INVENTORY).is_file() {
+            return Err(fail(
+                WireErrorKind::InvalidArgument,
+                STEP,
+                format!(
+                    "{}: not a CRIU checkpoint (no {INVENTORY})",
+                    images.display()
+                ),
+            ));
+        }
+        if terminal {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                STEP,
+                "a container with a terminal cannot be restored from a checkpoint",
+            ));
+        }
+        if self.paths.data_dir.is_some() {
+            return Ok(images);
+        }
+        let copy = self.paths.state_dir.join("checkpoint");
+        let _ = std::fs::remove_dir_all(&copy);
+        copy_dir(&images, &copy).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&copy);
+            fail(WireErrorKind::Internal, "copy checkpoint", e)
+        })?;
+        Ok(copy)
+    }
+
+    /// Start of a task created from a checkpoint: the helper becomes `criu restore`
+    /// in the container's cgroups with init's new stdio; the restored init is our
+    /// child. Leaves nothing behind when it fails.
+    pub(super) fn restore_init(&self, proc: &Arc<Proc>, images: &Path) -> TResult<()> {
+        const STEP: &str = "restore from checkpoint";
+        let bin = self.criu("find criu")?;
+        let spec = self.spec(STEP)?;
+        let work = self.paths.state_dir.join("criu");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)
+            .map_err(|e| fail(WireErrorKind::Internal, "create criu work dir", e))?;
+        let (stdio, _) = self.setup_stdio(proc)?;
+        let bundle = self.bundle.lock().unwrap().clone();
+        let result = self.run_restore_helper(&bin, &bundle, images, &work, stdio);
+        let pid = match result {
+            Ok(pid) => pid,
+            Err(e) => {
+                remove_cgroup(&spec, self.id.as_str());
+                proc.stdin_closer.lock().unwrap().take();
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.record_restored(&spec, &bundle, pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = self.reaper.wait(pid);
+            remove_cgroup(&spec, self.id.as_str());
+            return Err(e);
+        }
+        proc.pid.store(pid, Ordering::SeqCst);
+        self.monitor(proc);
+        Ok(())
+    }
+
+    fn run_restore_helper(
+        &self,
+        bin: &Path,
+        bundle: &Path,
+        images: &Path,
+        work: &Path,
+        stdio: [Stdio; 3],
+    ) -> TResult<i32> {
+        const STEP: &str = "restore from checkpoint";
+        let (report_r, report_w) =
+            io::pipe().map_err(|e| fail(WireErrorKind::Internal, "create report pipe", e))?;
+        let (exe, _fd) = self.helper_path()?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg0("containerd-shim-berth-v1")
+            .arg(helper::ARG)
+            .arg("restore")
+            .arg(self.id.as_str())
+            .arg(bundle)
+            .arg(images)
+            .arg(work)
+            .arg(bin);
+        let [i, o, e] = stdio;
+        cmd.stdin(i).stdout(o).stderr(e);
+        sys::pass_fd3(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&report_w), false);
+        let child = cmd
+            .spawn()
+            .map_err(|e| fail(WireErrorKind::Internal, "start helper", e))?;
+        self.reaper.spawned();
+        drop(cmd);
+        drop(report_w);
+        let helper_pid = child.id() as i32;
+        drop(child);
+        let mut report = String::new();
+        let _ = File::from(report_r).read_to_string(&mut report);
+        let code = self.reaper.wait(helper_pid);
+        if let Some(rest) = report.lines().find_map(|l| l.strip_prefix("error ")) {
+            return Err(parse_helper_error(rest));
+        }
+        if code != 0 {
+            return Err(fail(
+                WireErrorKind::Internal,
+                STEP,
+                format!(
+                    "criu restore failed (exit {code}): {}",
+                    criu::log_errors(&work.join("restore.log"))
+                ),
+            ));
+        }
+        std::fs::read_to_string(work.join("restore.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| fail(WireErrorKind::Internal, STEP, "criu wrote no pid"))
+    }
+
+    /// libcontainer's record of the restored container, so that kill, exec, pause
+    /// and delete work on it as on any other.
+    fn record_restored(&self, spec: &Spec, bundle: &Path, pid: i32) -> TResult<()> {
+        const STEP: &str = "record restored container";
+        let id = self.id.as_str();
+        let dir = self.paths.runtime_root.join(id);
+        std::fs::create_dir_all(&dir).map_err(|e| fail(WireErrorKind::Internal, STEP, e))?;
+        libcontainer::config::YoukiConfig::from_spec(spec, id)
+            .and_then(|c| c.save(&dir))
+            .map_err(|e| fail(WireErrorKind::Internal, STEP, e))?;
+        let mut c = Container::new(id, ContainerStatus::Running, Some(pid), bundle, &dir)
+            .map_err(|e| fail(WireErrorKind::Internal, STEP, e))?;
+        c.set_systemd(false)
+            .set_creator(nix::unistd::geteuid().as_raw())
+            .save()
+            .map_err(|e| fail(WireErrorKind::Internal, STEP, e))
+    }
+}
+
+fn remove_cgroup(spec: &Spec, id: &str) {
+    let Ok(config) = libcontainer::config::YoukiConfig::from_spec(spec, id) else {
+        return;
+    };
+    if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+        cgroup_path: config.cgroup_path,
+        systemd_cgroup: false,
+        container_name: id.to_owned(),
+    }) {
+        if let Err(e) = m.remove() {
+            tracing::warn!(error = %e, "remove cgroup after failed restore");
+        }
+    }
+}
+
+/// Copies a flat directory of CRIU images (CRIU writes no subdirectories).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
