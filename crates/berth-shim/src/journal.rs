@@ -49,6 +49,11 @@ impl Journal {
         self.forwarder = Some(f);
     }
 
+    /// Stops forwarding; the forwarder returned still holds the events queued.
+    pub fn stop_forwarding(&mut self) -> Option<crate::publish::Forwarder> {
+        self.forwarder.take()
+    }
+
     /// Appends one event as a single write, so followers never read half a line.
     pub fn append(&mut self, kind: EventKind, d: Detail<'_>) -> io::Result<Event> {
         let ev = Event {

@@ -21,16 +21,20 @@ const ATTEMPTS: u32 = 20;
 /// Sends journaled events to containerd's event service.
 pub struct Forwarder {
     tx: mpsc::Sender<Event>,
+    /// Disconnected once the publisher thread has sent (or dropped) every event.
+    drained: mpsc::Receiver<()>,
 }
 
 impl Forwarder {
     /// Starts forwarding to the ttrpc address containerd passed (`TTRPC_ADDRESS`).
     pub fn start(address: String, namespace: String, bundle: PathBuf) -> Self {
         let (tx, rx) = mpsc::channel::<Event>();
+        let (drained_tx, drained) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("publisher".into())
             .stack_size(128 * 1024)
             .spawn(move || {
+                let _drained = drained_tx;
                 let addr = if address.starts_with("unix://") {
                     address.clone()
                 } else {
@@ -53,6 +57,10 @@ impl Forwarder {
                         if sent {
                             break;
                         }
+                        if attempt + 1 == ATTEMPTS {
+                            tracing::warn!(topic = %req.envelope.topic, "containerd unreachable; event dropped");
+                            break;
+                        }
                         std::thread::sleep(Duration::from_millis(
                             100 * u64::from(attempt + 1).min(10),
                         ));
@@ -60,11 +68,23 @@ impl Forwarder {
                 }
             })
             .expect("spawn publisher thread");
-        Self { tx }
+        Self { tx, drained }
     }
 
     pub fn send(&self, event: &Event) {
         let _ = self.tx.send(event.clone());
+    }
+
+    /// Takes no more events and waits, at most `limit`, for the queued ones to
+    /// reach containerd: an exit that happened while containerd restarted may still
+    /// be in its retries when the delete behind it is queued and the shim is told to
+    /// shut down (the Go shims wait 5 s for their publisher likewise).
+    pub fn close(self, limit: Duration) {
+        let Self { tx, drained } = self;
+        drop(tx);
+        if drained.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
+            tracing::warn!("containerd unreachable; queued events dropped at shutdown");
+        }
     }
 }
 

@@ -268,6 +268,11 @@ pub fn serve(flags: &Flags) -> Result<()> {
     if let Ok(sock) = crate::start::socket_path(flags) {
         let _ = std::fs::remove_file(sock);
     }
+    // The delete event is queued by now; exiting would drop it with the queue.
+    let forwarder = service.journal.lock().unwrap().stop_forwarding();
+    if let Some(f) = forwarder {
+        f.close(Duration::from_secs(5));
+    }
     // Let the reply to the request that asked for the shutdown reach the caller,
     // then go: nothing of the container is left to hold.
     std::thread::sleep(Duration::from_millis(2));
