@@ -296,6 +296,37 @@ pub fn write_descriptors(images: &Path, pid: i32) -> std::io::Result<()> {
 
 type HelperError = (WireErrorKind, &'static str, String);
 
+/// Makes `dest` (a path inside the container) under `root`, never through a
+/// symlink: a directory, or an empty file for a file bind mount.
+fn make_mount_point(root: &Path, dest: &Path, file: bool) -> std::io::Result<()> {
+    let parts: Vec<_> = dest
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    let mut cur = root.to_path_buf();
+    for (i, c) in parts.iter().enumerate() {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(std::io::Error::other(format!(
+                    "{} is a symlink; not followed",
+                    cur.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if file && i + 1 == parts.len() {
+                    File::create(&cur)?;
+                } else {
+                    std::fs::create_dir(&cur)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The helper's `restore` step: never returns on success (it becomes criu).
 /// Its stdin, stdout and stderr are init's new stdio.
 pub fn helper_restore(
@@ -407,22 +438,13 @@ fn prepare_restore(
         None::<&str>,
     )
     .map_err(|e| internal("mount root filesystem")(format!("{}: {e}", root.display())))?;
-    // Bind mounts need their mount points in this root (a restore under a new id
-    // starts from a fresh root).
-    for (dest, src) in &externals {
-        let target = root.join(dest.trim_start_matches('/'));
-        if target.exists() {
-            continue;
-        }
-        let made = if Path::new(src).is_dir() {
-            std::fs::create_dir_all(&target)
-        } else {
-            target
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| File::create(&target).map(drop))
-        };
-        made.map_err(|e| internal("make mount points")(format!("{}: {e}", target.display())))?;
+    // Every mount needs its mount point in this root: a restore under a new id, or
+    // onto a fresh snapshot, starts from a root where libcontainer made none.
+    for m in spec.mounts().iter().flatten() {
+        let file = is_bind(m) && m.source().as_ref().is_some_and(|s| s.is_file());
+        make_mount_point(&root, m.destination(), file).map_err(|e| {
+            internal("make mount points")(format!("{}: {e}", m.destination().display()))
+        })?;
     }
     // Init's new stdio moves to 10-12 (criu hands them to the restored init in
     // place of the pipes it had); criu's own is /dev/null, it logs to a file.
@@ -470,6 +492,21 @@ mod tests {
         assert!(check_version(p, 1, "", "vdso")
             .unwrap_err()
             .contains("unusable"));
+    }
+
+    #[test]
+    fn mount_points_are_made_without_following_symlinks() {
+        let root = std::env::temp_dir().join(format!("berth-mp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+        make_mount_point(&root, Path::new("/run/lock"), false).unwrap();
+        assert!(root.join("run/lock").is_dir());
+        make_mount_point(&root, Path::new("/etc/hosts"), true).unwrap();
+        assert!(root.join("etc/hosts").is_file());
+        assert!(make_mount_point(&root, Path::new("/escape/berth-mp-x"), false).is_err());
+        assert!(!Path::new("/berth-mp-x").exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

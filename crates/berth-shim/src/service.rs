@@ -1121,12 +1121,10 @@ impl Task for Service {
     }
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TResult<api::Empty> {
-        let live = self
-            .init
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|p| p.exit().is_none());
+        let live =
+            self.init.lock().unwrap().as_ref().is_some_and(|p| {
+                p.exit().is_none() && p.phase() != Phase::StartFailed && p.pid() > 0
+            });
         if !live {
             let _ = self.shutdown.lock().unwrap().send(());
         }
