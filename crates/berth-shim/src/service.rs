@@ -848,6 +848,12 @@ impl Task for Service {
                 );
                 st.phase = Phase::Running;
                 proc.cond.notify_all();
+                drop(st);
+                if is_init {
+                    // From here the shim mostly waits: let go of the code that
+                    // set the container up.
+                    sys::trim_code_pages();
+                }
                 let mut resp = api::StartResponse::new();
                 resp.pid = proc.pid() as u32;
                 Ok(resp)

@@ -248,6 +248,44 @@ pub fn single_malloc_arena() {
     }
 }
 
+/// Drops this process's page-table entries for its executable code (the `r-xp`
+/// file mappings: this binary and the shared libraries), as an idle shim needs
+/// little of the code that created its container. The pages stay in the page
+/// cache, shared with every other shim and helper; whatever runs next faults its
+/// pages back in (minor faults). Only never-written mappings are touched: code is
+/// never copied on write, so nothing is lost.
+pub fn trim_code_pages() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        // Only file-backed code: `[vdso]` and friends have no inode.
+        let inode = fields.nth(2).unwrap_or("0");
+        if perms != "r-xp" || inode == "0" {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: the range is a private, read-only, executable file mapping of
+        // this process (never written, so never copied on write): MADV_DONTNEED
+        // only unmaps its pages, which fault back in from the file unchanged.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
