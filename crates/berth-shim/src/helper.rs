@@ -1,6 +1,7 @@
-//! The helper mode: a synchronous, single-threaded re-exec of the shim (from its
-//! sealed copy) that calls libcontainer, whose clone of the container process is
-//! safe only in such a process. It reports over descriptor 3, one line each:
+//! The helper mode: a synchronous, single-threaded re-exec of the shim (from a
+//! read-only view or a sealed copy of its binary, see `sys::readonly_self_view`)
+//! that calls libcontainer, whose clone of the container process is safe only in
+//! such a process. It reports over descriptor 3, one line each:
 //!
 //! - `ok <pid>`: the container process exists and waits to be started;
 //! - `error <kind> <step>\t<message>`: nothing was created;

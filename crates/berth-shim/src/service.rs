@@ -201,7 +201,8 @@ pub struct Service {
     init: Mutex<Option<Arc<Proc>>>,
     execs: Mutex<HashMap<String, Arc<Proc>>>,
     bundle: Mutex<PathBuf>,
-    sealed_exe: Mutex<Option<File>>,
+    /// What the helper is exec'd from: a read-only view or a sealed copy of this binary.
+    helper_exe: Mutex<Option<OwnedFd>>,
     shutdown: Mutex<mpsc::Sender<()>>,
     /// The root filesystem this shim mounted (under containerd), unmounted on delete.
     rootfs: Mutex<Option<PathBuf>>,
@@ -245,7 +246,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         init: Mutex::new(None),
         execs: Mutex::new(HashMap::new()),
         bundle: Mutex::new(bundle),
-        sealed_exe: Mutex::new(None),
+        helper_exe: Mutex::new(None),
         shutdown: Mutex::new(tx),
         rootfs: Mutex::new(None),
         checkpoint: Mutex::new(None),
@@ -259,10 +260,17 @@ pub fn serve(flags: &Flags) -> Result<()> {
         .context("listen")?
         .register_service(create_task(service.clone()));
     server.start().context("start ttrpc server")?;
-    // The helper runs from a sealed copy of this binary; make it while the client
-    // is still preparing its first request.
-    let s = service.clone();
-    std::thread::spawn(move || drop(s.helper_path()));
+    // The helper runs from a read-only view of this binary (microseconds); where
+    // that is not available, from a sealed copy, made while the client is still
+    // preparing its first request.
+    match sys::readonly_self_view() {
+        Ok(fd) => *service.helper_exe.lock().unwrap() = Some(fd),
+        Err(e) => {
+            tracing::debug!(error = %e, "no read-only view of the shim binary; sealing a copy");
+            let s = service.clone();
+            std::thread::spawn(move || drop(s.helper_path()));
+        }
+    }
     let _ = rx.recv();
     service.busy.wait_idle(Duration::from_secs(2));
     if let Ok(sock) = crate::start::socket_path(flags) {
@@ -355,15 +363,16 @@ impl Service {
             })
     }
 
-    /// The path the helper is exec'd from: a sealed copy of this binary.
+    /// The path the helper is exec'd from: a read-only view (or a sealed copy)
+    /// of this binary, never a writable handle on it.
     fn helper_path(&self) -> TResult<(String, i32)> {
-        let mut sealed = self.sealed_exe.lock().unwrap();
-        if sealed.is_none() {
+        let mut exe = self.helper_exe.lock().unwrap();
+        if exe.is_none() {
             let f = sys::sealed_self_copy()
                 .map_err(|e| fail(WireErrorKind::Internal, "seal helper binary", e))?;
-            *sealed = Some(f);
+            *exe = Some(f.into());
         }
-        let fd = std::os::fd::AsRawFd::as_raw_fd(sealed.as_ref().unwrap());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(exe.as_ref().unwrap());
         Ok((format!("/proc/self/fd/{fd}"), fd))
     }
 
@@ -861,6 +870,12 @@ impl Task for Service {
                 );
                 st.phase = Phase::Running;
                 proc.cond.notify_all();
+                drop(st);
+                if is_init {
+                    // From here the shim mostly waits: let go of the code that
+                    // set the container up.
+                    sys::trim_code_pages();
+                }
                 let mut resp = api::StartResponse::new();
                 resp.pid = proc.pid() as u32;
                 Ok(resp)

@@ -9,6 +9,7 @@ mod paths;
 mod record;
 mod shim;
 mod stdio;
+mod sys;
 
 use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -430,16 +431,25 @@ impl Platform {
         else {
             return;
         };
-        let deadline = tokio::time::Instant::now() + SHIM_EXIT_WAIT;
-        while process_alive(pid) {
-            if tokio::time::Instant::now() > deadline {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                break;
+        if !process_alive(pid) {
+            return;
+        }
+        // A pidfd wakes us the moment the shim exits; polling is the fallback.
+        let exited = match sys::wait_exit(pid, SHIM_EXIT_WAIT).await {
+            Ok(exited) => exited,
+            Err(_) => {
+                let deadline = tokio::time::Instant::now() + SHIM_EXIT_WAIT;
+                while process_alive(pid) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                !process_alive(pid)
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        if !exited {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 
@@ -673,6 +683,10 @@ impl Platform {
                 req.id = id.to_string();
                 match shim.call(move |t| t.delete(ctx(Some(QUICK)), &req)).await {
                     Ok(r) => {
+                        // The delete event is journaled: read it now, not at the next tick.
+                        if let Some(f) = self.followers.lock().unwrap().get(id) {
+                            f.poke();
+                        }
                         exit = Some(ExitStatus {
                             code: r.exit_status as i32,
                             exited_at: ts(&r.exited_at),

@@ -96,7 +96,13 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Starts a shim for `id` by the runtime v2 `start` contract and returns its socket.
+    /// Starts a shim for `id` and returns its socket.
+    ///
+    /// What the runtime v2 `start` subcommand does, done here: bind
+    /// `<state dir>/shim.sock`, hand the listener to the shim as descriptor 3 in a
+    /// session of its own, record its pid and address. The shim binary is exec'd
+    /// once rather than twice (`start`, then the server), and the first request
+    /// waits in the socket's backlog while the shim starts.
     pub async fn start(
         &self,
         id: &ContainerId,
@@ -104,16 +110,11 @@ impl Launch {
         data_dir: &Path,
         bundle: &Path,
     ) -> std::io::Result<PathBuf> {
-        let out = tokio::process::Command::new(&self.binary)
-            .args([
-                "-namespace",
-                "berth",
-                "-id",
-                id.as_str(),
-                "-address",
-                "",
-                "start",
-            ])
+        use std::os::fd::AsRawFd;
+        let socket = state_dir.join("shim.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.args(["-namespace", "berth", "-id", id.as_str(), "-address", ""])
             .current_dir(bundle)
             .env(ENV_STATE_DIR, state_dir)
             .env(ENV_DATA_DIR, data_dir)
@@ -124,17 +125,22 @@ impl Launch {
             .env(ENV_RUNTIME_ROOT, &self.runtime_root)
             .envs(self.criu.as_ref().map(|c| (ENV_CRIU, c)))
             .stdin(std::process::Stdio::null())
-            .output()
-            .await?;
-        if !out.status.success() {
-            return Err(std::io::Error::other(format!(
-                "{} start: {}",
-                self.binary.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok(PathBuf::from(addr.strip_prefix("unix://").unwrap_or(&addr)))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        super::sys::listener_as_fd3(&mut cmd, listener.as_raw_fd());
+        let child = cmd.spawn().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", self.binary.display()))
+        })?;
+        let pid = child.id().unwrap_or_default();
+        // The shim outlives this call (and this process); tokio reaps it if it
+        // exits while we still run.
+        drop(child);
+        std::fs::write(state_dir.join("shim.pid"), pid.to_string())?;
+        std::fs::write(
+            state_dir.join("address"),
+            format!("unix://{}", socket.display()),
+        )?;
+        Ok(socket)
     }
 
     /// Runs the shim's `delete` contract: kills what is left of a container whose
