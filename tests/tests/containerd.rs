@@ -1393,10 +1393,36 @@ fn shim_info_answers() {
     assert!(!out.stdout.is_empty(), "-info printed nothing");
 }
 
+/// What berth's shim does not support answers NotImplemented and the shim lives
+/// on: here a checkpoint of a container with a terminal (CRIU would need the
+/// terminal's other end, which only the shim holds).
 #[test]
 fn unsupported_request_is_not_implemented() {
+    need("script", "bsdutils");
     let c = Ctrd::new();
-    let init = c.run_detached("ni", &["sleep", "1000"]);
+    let argv = c.ctr_argv(&[
+        "run",
+        "-d",
+        "--tty",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "ni",
+        "sleep",
+        "1000",
+    ]);
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &quote(&argv), "/dev/null"]);
+    run_timeout(
+        cmd,
+        None,
+        Duration::from_secs(60),
+        "ctr run -d --tty".into(),
+    )
+    .code(0);
+    let init = c
+        .task_pid("ni")
+        .expect("ni: not in `ctr task ls` after run -d --tty");
     let shim = c.shim_pid("ni").unwrap();
     let out = c.ctr(&["task", "checkpoint", "ni"]);
     assert_ne!(out.code, 0, "checkpoint succeeded: {}", out.out());
@@ -1410,8 +1436,59 @@ fn unsupported_request_is_not_implemented() {
     c.finish();
     // containerd maps ttrpc UNIMPLEMENTED to errdefs.ErrNotImplemented.
     assert!(
-        err.contains("not implemented"),
+        err.contains("not implemented") && err.contains("terminal"),
         "ctr task checkpoint: want NotImplemented, got: {err}"
+    );
+}
+
+/// `ctr container checkpoint --task` and `ctr container restore --live` go through
+/// berth's shim (Checkpoint, then Create with the checkpoint and Start): the
+/// restored task's counter goes on from where it was, not from 0.
+#[test]
+fn ctr_checkpoint_and_restore_through_the_shim() {
+    let criu = std::env::var("BERTH_CRIU").unwrap_or_else(|_| "criu".into());
+    let usable = Command::new(&criu)
+        .arg("check")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        usable,
+        "SKIPPED: `{criu} check` fails or criu is missing (run scripts/install-criu)"
+    );
+    let c = Ctrd::new();
+    c.run_detached(
+        "cr",
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do echo $i > /tmp/n; i=$((i+1)); sleep 0.1; done",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let count = |exec_id: &str| -> u64 {
+        let out = c
+            .ctr(&["task", "exec", "--exec-id", exec_id, "cr", "cat", "/tmp/n"])
+            .ok();
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("counter {out:?}"))
+    };
+    let before = count("n0");
+    assert!(before >= 5, "counter at {before} after 1.5 s");
+    c.ctr(&["container", "checkpoint", "--task", "cr", "berth-e2e/cr:1"])
+        .ok();
+    c.remove("cr");
+    c.ctr(&["container", "restore", "--live", "cr", "berth-e2e/cr:1"])
+        .ok();
+    c.wait_status("cr", "RUNNING");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = count("n1");
+    c.remove("cr");
+    c.ctr(&["images", "rm", "berth-e2e/cr:1"]).ok();
+    c.finish();
+    assert!(
+        after >= before,
+        "restored counter at {after}, below {before} where it was checkpointed"
     );
 }
 

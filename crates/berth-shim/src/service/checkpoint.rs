@@ -66,9 +66,9 @@ impl Service {
         let init = self.running_init(STEP)?;
         if init.terminal {
             return Err(fail(
-                WireErrorKind::FailedPrecondition,
+                WireErrorKind::Unimplemented,
                 STEP,
-                "a container with a terminal cannot be checkpointed",
+                "berth does not checkpoint containers with a terminal",
             ));
         }
         let running: Vec<String> = self
