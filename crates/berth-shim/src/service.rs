@@ -872,9 +872,17 @@ impl Task for Service {
                 proc.cond.notify_all();
                 drop(st);
                 if is_init {
-                    // From here the shim mostly waits: let go of the code that
-                    // set the container up.
-                    sys::trim_code_pages();
+                    // From here the shim mostly waits: once the caller's follow-up
+                    // requests are answered, let go of the pages that set the
+                    // container up.
+                    std::thread::Builder::new()
+                        .name("trim".into())
+                        .stack_size(64 * 1024)
+                        .spawn(|| {
+                            std::thread::sleep(Duration::from_millis(300));
+                            sys::trim_file_pages();
+                        })
+                        .ok();
                 }
                 let mut resp = api::StartResponse::new();
                 resp.pid = proc.pid() as u32;

@@ -248,47 +248,80 @@ pub fn single_malloc_arena() {
     }
 }
 
-/// Drops this process's page-table entries for its executable code (the `r-xp`
-/// file mappings: this binary and the shared libraries), as an idle shim needs
-/// little of the code that created its container. The pages stay in the page
+/// Drops this process's page-table entries for the clean, read-only file mappings
+/// (code and read-only data of this binary and its shared libraries), as an idle
+/// shim needs little of what created its container. The pages stay in the page
 /// cache, shared with every other shim and helper; whatever runs next faults its
-/// pages back in (minor faults). Only never-written mappings are touched: code is
-/// never copied on write, so nothing is lost.
-pub fn trim_code_pages() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+/// pages back in (minor faults). A mapping is touched only when `smaps` shows no
+/// anonymous page in it: a RELRO region (written by the loader, then made
+/// read-only) holds private copies and is left alone, so nothing is ever lost.
+pub fn trim_file_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        // Only file-backed code: `[vdso]` and friends have no inode.
-        let inode = fields.nth(2).unwrap_or("0");
-        if perms != "r-xp" || inode == "0" {
-            continue;
-        }
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
-            continue;
-        };
-        // SAFETY: the range is a private, read-only, executable file mapping of
-        // this process (never written, so never copied on write): MADV_DONTNEED
-        // only unmaps its pages, which fault back in from the file unchanged.
+    for (start, end) in clean_read_only_file_mappings(&smaps) {
+        // SAFETY: the range is a private, read-only file mapping of this process
+        // with no anonymous (copied-on-write) page: MADV_DONTNEED only unmaps its
+        // pages, which fault back in from the file unchanged.
         unsafe {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
     }
 }
 
+/// The `(start, end)` of each `r-xp`/`r--p` file mapping in `smaps` text whose
+/// `Anonymous:` is 0 kB.
+fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            current = None;
+            let perms = fields.next().unwrap_or("");
+            let inode = fields.nth(2).unwrap_or("0");
+            if (perms == "r-xp" || perms == "r--p") && inode != "0" {
+                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    current = Some((a, b));
+                }
+            }
+        } else if first == "Anonymous:" {
+            if let Some(range) = current.take() {
+                if fields.next() == Some("0") {
+                    out.push(range);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_clean_read_only_file_mappings_are_trimmed() {
+        let smaps = "\
+1000-2000 r-xp 00000000 fe:00 11 /bin/shim
+Rss: 8 kB
+Anonymous: 0 kB
+2000-3000 r--p 00000000 fe:00 11 /bin/shim
+Anonymous: 4 kB
+3000-4000 rw-p 00000000 fe:00 11 /bin/shim
+Anonymous: 0 kB
+4000-5000 r--p 00000000 00:00 0 
+Anonymous: 0 kB
+5000-6000 r--p 00001000 fe:00 12 /lib/libc.so.6
+Anonymous: 0 kB
+";
+        assert_eq!(
+            clean_read_only_file_mappings(smaps),
+            [(0x1000, 0x2000), (0x5000, 0x6000)]
+        );
+    }
 
     #[test]
     fn readonly_view_refuses_writes() {
