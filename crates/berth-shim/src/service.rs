@@ -281,9 +281,9 @@ pub fn serve(flags: &Flags) -> Result<()> {
     if let Some(f) = forwarder {
         f.close(Duration::from_secs(5));
     }
-    // Let the reply to the request that asked for the shutdown reach the caller,
-    // then go: nothing of the container is left to hold.
-    std::thread::sleep(Duration::from_millis(2));
+    // Nothing of the container is left to hold. The reply to Shutdown may be cut
+    // off by the exit: berth's Client waits for this process to exit instead, and
+    // containerd takes a closed connection as the answer (as with the Go shims).
     std::process::exit(0)
 }
 

@@ -1,6 +1,7 @@
 //! Linux: one shim per container (containerd shim v2 over ttrpc), FIFOs for stdio,
 //! the event journal followed from a cursor.
 
+mod cgroup_prime;
 mod checkpoints;
 mod journal;
 mod layers;
@@ -152,6 +153,7 @@ impl Platform {
         stdio: StdioRequest,
     ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "create";
+        cgroup_prime::start();
         let state_dir = self.roots.state_dir(id);
         let data_dir = self.roots.data_dir(id);
         mkdir_private(&self.roots.state).map_err(io_err(OP, id, "create state root"))?;
@@ -810,6 +812,7 @@ impl Platform {
         stdio: StdioRequest,
     ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "exec";
+        cgroup_prime::start();
         if process_id.is_init() {
             return Err(Error::new(
                 OP,
