@@ -25,7 +25,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use containerd_shim_protos::api;
 use oci_spec::runtime::Spec;
 
-use self::journal::Follower;
+use self::journal::{Follower, Watcher};
 pub use self::paths::Roots;
 use self::shim::{ctx, map_err, Launch, Shim, QUICK};
 use crate::error::{Error, ErrorKind, Result};
@@ -58,6 +58,8 @@ pub struct Platform {
     launch: Launch,
     sink: Arc<dyn EventSink>,
     followers: Mutex<HashMap<ContainerId, Follower>>,
+    /// Made on first use, on the runtime the client is used from.
+    watcher: std::sync::OnceLock<Option<Arc<Watcher>>>,
     shims: Mutex<HashMap<ContainerId, Shim>>,
 }
 
@@ -109,8 +111,15 @@ impl Platform {
             roots,
             sink,
             followers: Mutex::new(HashMap::new()),
+            watcher: std::sync::OnceLock::new(),
             shims: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Follows the journal in `state_dir` from its start.
+    fn follow(&self, state_dir: &Path) -> Follower {
+        let watcher = self.watcher.get_or_init(Watcher::start).clone();
+        Follower::start(paths::journal(state_dir), 0, self.sink.clone(), watcher)
     }
 
     fn shim(&self, op: &'static str, id: &ContainerId) -> Result<Shim> {
@@ -366,7 +375,7 @@ impl Platform {
             )
         })?;
         self.shims.lock().unwrap().insert(id.clone(), shim.clone());
-        let mut follower = Follower::start(paths::journal(state_dir), 0, self.sink.clone());
+        let mut follower = self.follow(state_dir);
 
         let mut req = api::CreateTaskRequest::new();
         req.id = id.to_string();
@@ -782,8 +791,7 @@ impl Platform {
                     id,
                     "reopen stdio fifos",
                 ))?;
-                let mut follower =
-                    Follower::start(paths::journal(&state_dir), 0, self.sink.clone());
+                let mut follower = self.follow(&state_dir);
                 follower.poke();
                 if r.task_pid > 0 {
                     let restored = follower.wait_for(|e| e.kind == EventKind::Restore);
@@ -794,7 +802,7 @@ impl Platform {
             }
             Err(e) if e.kind == ErrorKind::ShimUnavailable && !self.shim_alive(id) => {
                 self.converge_lost(OP, id).await?;
-                let follower = Follower::start(paths::journal(&state_dir), 0, self.sink.clone());
+                let follower = self.follow(&state_dir);
                 follower.poke();
                 self.followers.lock().unwrap().insert(id.clone(), follower);
                 Ok((0, ProcessIo::default()))

@@ -54,3 +54,28 @@ pub async fn wait_exit(pid: i32, limit: std::time::Duration) -> io::Result<bool>
         Err(_) => Ok(false),
     }
 }
+
+/// An inotify instance as tokio's `AsyncFd` takes it.
+pub struct InotifyFd(pub nix::sys::inotify::Inotify);
+
+impl std::os::fd::AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// Registers `inotify` with the current runtime's IO driver, for reading.
+pub fn register_inotify(
+    inotify: nix::sys::inotify::Inotify,
+) -> io::Result<tokio::io::unix::AsyncFd<InotifyFd>> {
+    // SAFETY: the descriptor is owned by the `InotifyFd` that the `AsyncFd` owns:
+    // it stays open, and is not replaced, for as long as it is registered.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(
+            InotifyFd(inotify),
+            tokio::io::Interest::READABLE,
+        )
+        .map_err(Into::into)
+    }
+}
