@@ -26,6 +26,25 @@ fn init_is_pid_1_in_its_own_namespaces() {
         .map(str::trim)
         .collect();
     assert_eq!(ifaces, ["lo"], "{text}");
+    // ... and loopback is up: its flags say IFF_UP and 127.0.0.1 answers.
+    let name = env.name("l");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "cat /sys/class/net/lo/flags; busybox ping -c 1 -W 2 127.0.0.1 >/dev/null && echo answered",
+    ]);
+    let text = out.ok();
+    let mut lines = text.lines();
+    let flags = lines
+        .next()
+        .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+    assert!(flags.is_some_and(|f| f & 1 == 1), "lo is not up: {text}");
+    assert_eq!(lines.next(), Some("answered"), "{text}");
     env.finish();
 }
 

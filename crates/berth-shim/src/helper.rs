@@ -128,11 +128,39 @@ fn create(
         .as_sibling(true)
         .build()
         .map_err(|e| (error_kind(&e), "create container", format!("{e:#}")))?;
-    container.pid().map(|p| p.as_raw()).ok_or((
+    let pid = container.pid().map(|p| p.as_raw()).ok_or((
         WireErrorKind::Internal,
         "create container",
         "no pid recorded".into(),
-    ))
+    ))?;
+    // A network namespace of its own starts with loopback down; libcontainer leaves
+    // it so, runc brings it up. The container's processes lack CAP_NET_ADMIN, so it
+    // is done from here, in the namespace, before init is started.
+    if owns_network_namespace(bundle) {
+        sys::loopback_up_in(pid).map_err(|e| {
+            (
+                WireErrorKind::Internal,
+                "bring up loopback",
+                format!("in /proc/{pid}/ns/net: {e}"),
+            )
+        })?;
+    }
+    Ok(pid)
+}
+
+/// Whether the bundle's spec asks for a new network namespace (one with no path).
+fn owns_network_namespace(bundle: &Path) -> bool {
+    let Ok(spec) = Spec::load(bundle.join("config.json")) else {
+        return false;
+    };
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none()
+            })
+        })
 }
 
 fn exec(
