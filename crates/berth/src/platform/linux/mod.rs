@@ -2,6 +2,7 @@
 //! the event journal followed from a cursor.
 
 mod checkpoints;
+pub use checkpoints::check_images as check_checkpoint;
 mod journal;
 mod layers;
 mod observe;
