@@ -20,17 +20,20 @@ const COUNTER: &str = "sleep 100000 & bg=$!; i=0; \
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// `/tmp/n` inside `name`: (count, pid of the background sleep).
+/// `/tmp/n` inside `name`: (count, pid of the background sleep). The shell
+/// truncates the file before each write, so an empty read is read again.
 fn counter(env: &Env, name: &str) -> (u64, u32) {
-    let text = env.berth(&["exec", name, "--", "cat", "/tmp/n"]).ok();
-    let mut f = text.split_whitespace().map(|w| {
-        w.parse::<u64>()
-            .unwrap_or_else(|e| panic!("{name}: /tmp/n is {text:?}: {e}"))
+    let mut got = None;
+    eventually(&format!("{name}: a whole line in /tmp/n"), LIMIT, || {
+        let text = env.berth(&["exec", name, "--", "cat", "/tmp/n"]).ok();
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        got = (f.len() == 2).then(|| (f[0], f[1] as u32));
+        got.is_some()
     });
-    match (f.next(), f.next()) {
-        (Some(n), Some(bg)) => (n, bg as u32),
-        _ => panic!("{name}: /tmp/n is {text:?}"),
-    }
+    got.unwrap()
 }
 
 /// Waits until `name`'s counter is past `n`; returns it.
