@@ -57,6 +57,29 @@ pub fn require_root() {
     );
 }
 
+/// The criu binary the tests' berth runs: `BERTH_CRIU`, else `criu` on PATH.
+pub fn criu_bin() -> String {
+    std::env::var("BERTH_CRIU")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "criu".into())
+}
+
+/// Fails the test unless `criu check` passes: a checkpoint test that cannot run
+/// must not count as a pass.
+pub fn require_criu() {
+    let criu = criu_bin();
+    let usable = Command::new(&criu)
+        .arg("check")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        usable,
+        "SKIPPED: `{criu} check` fails or criu is missing (run scripts/install-criu)"
+    );
+}
+
 /// Outcome of one `berth` invocation.
 #[derive(Debug)]
 pub struct Out {

@@ -1446,15 +1446,7 @@ fn unsupported_request_is_not_implemented() {
 /// restored task's counter goes on from where it was, not from 0.
 #[test]
 fn ctr_checkpoint_and_restore_through_the_shim() {
-    let criu = std::env::var("BERTH_CRIU").unwrap_or_else(|_| "criu".into());
-    let usable = Command::new(&criu)
-        .arg("check")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        usable,
-        "SKIPPED: `{criu} check` fails or criu is missing (run scripts/install-criu)"
-    );
+    berth_e2e::require_criu();
     let c = Ctrd::new();
     c.run_detached(
         "cr",

@@ -313,7 +313,14 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
             .unwrap_or_else(|| crate::checkpoint::default_dir(&cli.data_root, &id))
             .join(name)
     });
-    // A restore needs no command: the checkpointed one is what runs on.
+    // A restore needs no command: the checkpointed one is what runs on, so a
+    // missing or incomplete checkpoint is the error (not "no command given").
+    if let Some(cp) = checkpoint.as_ref().filter(|_| command.is_empty()) {
+        if let Err(e) = berth::check_checkpoint(cp) {
+            report("run", id.as_str(), &format!("read checkpoint: {e}"));
+            return EXIT_BERTH;
+        }
+    }
     let command = match &checkpoint {
         Some(cp) if command.is_empty() && image.is_empty() => crate::checkpoint::args_of(cp),
         _ => command,

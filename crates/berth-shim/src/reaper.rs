@@ -87,6 +87,19 @@ impl Reaper {
         self.cond.notify_all();
     }
 
+    /// Waits up to `limit` for `pid` to exit: its exit code, or `None` if it runs on.
+    pub fn wait_timeout(&self, pid: i32, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        let mut st = self.state.lock().unwrap();
+        loop {
+            if let Some((code, _)) = st.exits.remove(&pid) {
+                return Some(code);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            st = self.cond.wait_timeout(st, left).unwrap().0;
+        }
+    }
+
     /// Blocks until `pid` exits and returns its exit code.
     pub fn wait(&self, pid: i32) -> i32 {
         let mut st = self.state.lock().unwrap();

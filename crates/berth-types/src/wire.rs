@@ -69,4 +69,8 @@ pub struct CheckpointOptions {
     /// Stop the container once the checkpoint is written (Docker's default; the
     /// CLI's `--leave-running` clears it).
     pub exit: bool,
+    /// The criu binary the caller names (its `--criu` / `BERTH_CRIU`); without
+    /// it the shim runs the one it was started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu: Option<String>,
 }

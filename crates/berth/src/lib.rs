@@ -26,6 +26,10 @@ pub use berth_types::{
 };
 pub use client::{Client, Created};
 pub use error::{Error, ErrorKind, Result};
+/// Checks that a directory holds a complete checkpoint (CRIU's images and the
+/// marker berth writes last); the error says what is missing.
+#[cfg(target_os = "linux")]
+pub use platform::check_checkpoint;
 pub use platform::Config;
 pub use types::{
     CheckpointInfo, ContainerInfo, CreateOptions, EventSink, Isolation, Layers, OutputReader,

@@ -31,8 +31,9 @@ impl Service {
 
     /// The criu binary, once it answered `--version` well (run as our child: the
     /// reaper owns every exit status, so never through `Command::output`).
-    fn criu(&self, step: &str) -> TResult<PathBuf> {
-        let bin = criu::binary();
+    /// `named`: the caller's choice, else `BERTH_CRIU` or `criu` on PATH.
+    fn criu(&self, step: &str, named: Option<&str>) -> TResult<PathBuf> {
+        let bin = named.map(PathBuf::from).unwrap_or_else(criu::binary);
         let unusable = |e: std::io::Error| {
             fail(
                 WireErrorKind::FailedPrecondition,
@@ -103,7 +104,7 @@ impl Service {
             ));
         }
         let images = PathBuf::from(&req.path);
-        let bin = self.criu("find criu")?;
+        let bin = self.criu("find criu", opts.criu.as_deref())?;
         std::fs::create_dir_all(&images)
             .map_err(|e| fail(WireErrorKind::Internal, "create checkpoint directory", e))?;
         let pid = init.pid();
@@ -229,7 +230,7 @@ impl Service {
     /// child. Leaves nothing behind when it fails.
     pub(super) fn restore_init(&self, proc: &Arc<Proc>, images: &Path) -> TResult<()> {
         const STEP: &str = "restore from checkpoint";
-        let bin = self.criu("find criu")?;
+        let bin = self.criu("find criu", None)?;
         let spec = self.spec(STEP)?;
         let work = self.paths.state_dir.join("criu");
         let _ = std::fs::remove_dir_all(&work);
@@ -241,7 +242,7 @@ impl Service {
         let pid = match result {
             Ok(pid) => pid,
             Err(e) => {
-                remove_cgroup(&spec, self.id.as_str());
+                kill_and_remove_cgroup(&spec, self.id.as_str());
                 proc.stdin_closer.lock().unwrap().take();
                 return Err(e);
             }
@@ -252,7 +253,7 @@ impl Service {
                 nix::sys::signal::Signal::SIGKILL,
             );
             let _ = self.reaper.wait(pid);
-            remove_cgroup(&spec, self.id.as_str());
+            kill_and_remove_cgroup(&spec, self.id.as_str());
             return Err(e);
         }
         proc.pid.store(pid, Ordering::SeqCst);
@@ -292,9 +293,23 @@ impl Service {
         drop(report_w);
         let helper_pid = child.id() as i32;
         drop(child);
+        // The helper is criu by now (which may hold the report pipe: read it
+        // once criu is done). A damaged image can leave it, or what it
+        // restored, spinning: give up before the Client's call times out (the
+        // caller kills what is in the cgroup, criu included).
+        let Some(code) = self.reaper.wait_timeout(helper_pid, RESTORE_LIMIT) else {
+            return Err(fail(
+                WireErrorKind::Internal,
+                STEP,
+                format!(
+                    "criu restore did not finish within {} s: {}",
+                    RESTORE_LIMIT.as_secs(),
+                    criu::log_errors(&work.join("restore.log"))
+                ),
+            ));
+        };
         let mut report = String::new();
         let _ = File::from(report_r).read_to_string(&mut report);
-        let code = self.reaper.wait(helper_pid);
         if let Some(rest) = report.lines().find_map(|l| l.strip_prefix("error ")) {
             return Err(parse_helper_error(rest));
         }
@@ -334,19 +349,60 @@ impl Service {
     }
 }
 
-fn remove_cgroup(spec: &Spec, id: &str) {
+/// How long a restore may take: below the Client's 30 s for Start.
+const RESTORE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// After a failed restore: kills whatever criu left in the container's cgroup
+/// (criu itself, half-restored tasks), then removes the cgroup.
+fn kill_and_remove_cgroup(spec: &Spec, id: &str) {
     let Ok(config) = libcontainer::config::YoukiConfig::from_spec(spec, id) else {
         return;
     };
     if let Ok(m) = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-        cgroup_path: config.cgroup_path,
+        cgroup_path: config.cgroup_path.clone(),
         systemd_cgroup: false,
         container_name: id.to_owned(),
     }) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let pids = cgroup_pids(&config.cgroup_path);
+            if pids.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         if let Err(e) = m.remove() {
             tracing::warn!(error = %e, "remove cgroup after failed restore");
         }
     }
+}
+
+/// Every pid in cgroup `path`, in the unified hierarchy or any v1 one.
+fn cgroup_pids(path: &Path) -> Vec<i32> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let base = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![base.join(rel)];
+    for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        dirs.push(e.path().join(rel));
+    }
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// Copies a flat directory of CRIU images (CRIU writes no subdirectories).

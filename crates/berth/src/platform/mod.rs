@@ -5,7 +5,7 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub use linux::{Config, Platform};
+pub use linux::{check_checkpoint, Config, Platform};
 /// The caller's end of a process's stdin (a FIFO held by the shim).
 #[cfg(target_os = "linux")]
 pub type StdinWriter = tokio::net::unix::pipe::Sender;

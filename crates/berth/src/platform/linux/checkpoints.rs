@@ -124,7 +124,13 @@ impl Platform {
         req.path = path.to_string_lossy().into_owned();
         let mut any = protobuf::well_known_types::any::Any::new();
         any.type_url = CHECKPOINT_OPTIONS_TYPE_URL.to_owned();
-        any.value = serde_json::to_vec(&CheckpointOptions { exit }).unwrap_or_default();
+        // The caller's criu, not the one of whoever started the shim.
+        let criu = self
+            .launch
+            .criu
+            .as_ref()
+            .map(|c| c.to_string_lossy().into_owned());
+        any.value = serde_json::to_vec(&CheckpointOptions { exit, criu }).unwrap_or_default();
         req.options = protobuf::MessageField::some(any);
         shim.call(move |t| t.checkpoint(ctx(None), &req))
             .await

@@ -3,6 +3,7 @@
 
 mod cgroup_prime;
 mod checkpoints;
+pub use checkpoints::check_images as check_checkpoint;
 mod journal;
 mod layers;
 mod observe;
