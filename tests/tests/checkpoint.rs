@@ -205,7 +205,6 @@ fn counter_goes_on_after_restore_under_its_own_name() {
 /// A descriptor kept open on a file and a listening TCP socket are there again
 /// after the restore, and the file goes on being written through the descriptor.
 #[test]
-#[ignore = "known gaps: criu 4.1.1 cannot dump TCP sockets on kernels 6.16+ (getsockopt: Operation not supported; fixed in criu 4.2), and a restore under a new container has a fresh root filesystem, so a file the container made is not there to reopen (the checkpoint does not keep the root's changes yet)"]
 fn open_file_and_listening_socket_survive() {
     require_criu();
     let env = Env::new("cpf");
@@ -503,7 +502,6 @@ fn damaged_inventory_or_marker_fail_and_leave_nothing() {
 }
 
 #[test]
-#[ignore = "known bug: criu restore of a truncated pages-1.img hangs with the restored task spinning; the shim's 20 s criu timeout does not take effect and criu plus the task are left in /berth/<id>"]
 fn truncated_pages_fail_and_leave_nothing() {
     damaged_restores_fail_and_leave_nothing("cpp", &["pages"]);
 }

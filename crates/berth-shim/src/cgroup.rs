@@ -627,21 +627,22 @@ fn parse_net_dev(text: &str) -> NetworkStats {
 /// the oom event precedes the exit event).
 pub struct OomWatch {
     cgroup: Cgroup,
-    baseline: u64,
     reported: Mutex<u64>,
     emit: Box<dyn Fn() + Send + Sync>,
 }
 
 impl OomWatch {
     /// Starts watching; `None` when the kernel does not count OOM kills here.
+    /// The cgroup is the container's own since its creation, so every kill it has
+    /// counted is the container's, those before the watch began included (a
+    /// process can be killed between its start and this call).
     pub fn start(cgroup: Cgroup, emit: impl Fn() + Send + Sync + 'static) -> Option<Arc<Self>> {
-        let baseline = cgroup.oom_kills()?;
+        cgroup.oom_kills()?;
         let source = cgroup.oom_source()?;
         let v1 = matches!(cgroup, Cgroup::V1(_));
         let watch = Arc::new(Self {
             cgroup,
-            baseline,
-            reported: Mutex::new(baseline),
+            reported: Mutex::new(0),
             emit: Box::new(emit),
         });
         let w = watch.clone();
@@ -665,7 +666,7 @@ impl OomWatch {
     }
 
     /// Emits an oom event if the counter moved since the last report; returns
-    /// whether the OOM killer acted here at all since the watch began.
+    /// whether the OOM killer acted here at all.
     pub fn check(&self) -> bool {
         let mut reported = self.reported.lock().unwrap();
         let now = self.cgroup.oom_kills().unwrap_or(*reported);
@@ -673,7 +674,7 @@ impl OomWatch {
             *reported = now;
             (self.emit)();
         }
-        *reported > self.baseline
+        *reported > 0
     }
 
     /// After a notification the counter may lag the kill by a moment.
@@ -700,6 +701,8 @@ impl OomWatch {
             &event_control,
             format!("{} {}", efd.as_raw_fd(), ctl.as_raw_fd()),
         )?;
+        // Kills before the eventfd was armed signal nothing.
+        self.check();
         loop {
             efd.read()?;
             // The cgroup's removal also signals the eventfd.
@@ -714,6 +717,7 @@ impl OomWatch {
         use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
         let ino = Inotify::init(InitFlags::IN_CLOEXEC)?;
         ino.add_watch(events, AddWatchFlags::IN_MODIFY)?;
+        self.check();
         loop {
             let evs = ino.read_events()?;
             if evs

@@ -62,6 +62,9 @@ impl std::error::Error for WireError {}
 /// [`CheckpointOptions`].
 pub const CHECKPOINT_OPTIONS_TYPE_URL: &str = "type.berth.dev/berth.CheckpointOptions";
 
+/// The archive of a container's writable root layer in a checkpoint directory.
+pub const ROOTFS_DIFF: &str = "rootfs-diff.tar";
+
 /// How a shim checkpoints its container.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,4 +76,10 @@ pub struct CheckpointOptions {
     /// it the shim runs the one it was started with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub criu: Option<String>,
+    /// The container's writable root layer (a plain root directory, or an
+    /// overlay's upper dir), archived as `rootfs-diff.tar` beside the images while
+    /// the container is frozen, so that a restore finds the files its processes
+    /// hold open. `None`: the root is the caller's and outlives the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<String>,
 }

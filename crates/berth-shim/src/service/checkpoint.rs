@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use berth_types::wire::{CheckpointOptions, CHECKPOINT_OPTIONS_TYPE_URL};
+use berth_types::wire::{CheckpointOptions, CHECKPOINT_OPTIONS_TYPE_URL, ROOTFS_DIFF};
 use berth_types::{EventKind, WireErrorKind, INIT_PROCESS_ID};
 use containerd_shim_protos::api;
 use libcgroups::common::{CgroupManager, FreezerState};
@@ -119,9 +119,10 @@ impl Service {
             v1 if v1.is_dir() => v1.join(rel),
             _ => Path::new("/sys/fs/cgroup").join(rel),
         };
-        // To stop after the dump, hold the container still from the dump to the kill:
-        // nothing it does after its image was taken may reach the world.
-        let we_froze = opts.exit && !self.frozen();
+        // Hold the container still from the dump to the kill (or the thaw): nothing
+        // it does after its image was taken may reach the world, and its root
+        // filesystem is archived as its processes left it.
+        let we_froze = !self.frozen();
         if we_froze {
             self.freeze(STEP, FreezerState::Frozen)?;
         }
@@ -143,6 +144,10 @@ impl Service {
                         criu::log_errors(&images.join("dump.log"))
                     ),
                 )),
+            })
+            .and_then(|()| match &opts.rootfs {
+                Some(dir) => self.archive_rootfs(Path::new(dir), &images),
+                None => Ok(()),
             });
         if let Err(e) = outcome {
             if we_froze {
@@ -166,25 +171,87 @@ impl Service {
             if self.frozen() {
                 self.freeze(STEP, FreezerState::Thawed)?;
             }
+        } else if we_froze {
+            self.freeze(STEP, FreezerState::Thawed)?;
         }
         Ok(api::Empty::new())
     }
 
-    /// Runs criu as a child (the reaper owns its exit status); returns its exit code.
+    /// Archives the writable root layer `dir` into the checkpoint (GNU tar keeps
+    /// owners, modes, devices, overlay whiteouts and xattrs; sparse files stay
+    /// sparse).
+    fn archive_rootfs(&self, dir: &Path, images: &Path) -> TResult<()> {
+        const STEP: &str = "archive root filesystem";
+        let file = images.join(ROOTFS_DIFF);
+        let log = images.join("rootfs-diff.log");
+        let code = self.run_logged(
+            Path::new("tar"),
+            &[
+                "--create".as_ref(),
+                "--file".as_ref(),
+                file.as_os_str(),
+                "--numeric-owner".as_ref(),
+                "--sparse".as_ref(),
+                "--xattrs".as_ref(),
+                "--xattrs-include=*".as_ref(),
+                "--directory".as_ref(),
+                dir.as_os_str(),
+                ".".as_ref(),
+            ],
+            &log,
+            STEP,
+        )?;
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        match code {
+            0 => Ok(()),
+            c => Err(fail(
+                WireErrorKind::Internal,
+                STEP,
+                format!(
+                    "tar of {} failed (exit {c}): {}",
+                    dir.display(),
+                    said.lines().last().unwrap_or("no message")
+                ),
+            )),
+        }
+    }
+
+    /// Runs `bin` as a child with stderr to `log`; returns its exit code.
+    fn run_logged(
+        &self,
+        bin: &Path,
+        args: &[&std::ffi::OsStr],
+        log: &Path,
+        step: &str,
+    ) -> TResult<i32> {
+        let err = File::create(log).map_err(|e| fail(WireErrorKind::Internal, step, e))?;
+        self.run_child(Command::new(bin).args(args).stderr(err))
+            .map_err(|e| {
+                fail(
+                    WireErrorKind::Internal,
+                    step,
+                    format!("{}: {e}", bin.display()),
+                )
+            })
+    }
+
+    /// Runs criu as a child; returns its exit code.
     fn run_criu(&self, bin: &Path, args: &[std::ffi::OsString], step: &str) -> TResult<i32> {
-        let child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        self.run_child(Command::new(bin).args(args).stderr(Stdio::null()))
             .map_err(|e| {
                 fail(
                     WireErrorKind::FailedPrecondition,
                     step,
                     format!("criu ({}) cannot run: {e}", bin.display()),
                 )
-            })?;
+            })
+    }
+
+    /// Runs `cmd` with no stdin or stdout as a child (the reaper owns every exit
+    /// status, so never through `Command::output`); returns its exit code.
+    fn run_child(&self, cmd: &mut Command) -> std::io::Result<i32> {
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
         self.reaper.spawned();
         let pid = child.id() as i32;
         drop(child);
@@ -363,6 +430,8 @@ fn kill_and_remove_cgroup(spec: &Spec, id: &str) {
         systemd_cgroup: false,
         container_name: id.to_owned(),
     }) {
+        // A frozen task does not die of SIGKILL until it is thawed.
+        let _ = m.freeze(FreezerState::Thawed);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             let pids = cgroup_pids(&config.cgroup_path);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_types::wire::{CheckpointOptions, CHECKPOINT_OPTIONS_TYPE_URL};
+use berth_types::wire::{CheckpointOptions, CHECKPOINT_OPTIONS_TYPE_URL, ROOTFS_DIFF};
 use berth_types::ContainerId;
 use chrono::{DateTime, Utc};
 use containerd_shim_protos::api;
@@ -28,6 +28,24 @@ struct Marker {
     /// The command line of the container's init, for a restore that gives none.
     #[serde(default)]
     args: Vec<String>,
+    /// The size of every file the dump wrote, by name: a restore refuses a
+    /// checkpoint whose files were cut short or grew (CRIU reads its page images
+    /// unchecked, and a short one can hang the restore).
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, u64>,
+}
+
+/// The size of every regular file in `dir`, by name.
+fn file_sizes(dir: &Path) -> std::io::Result<std::collections::BTreeMap<String, u64>> {
+    let mut sizes = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() && entry.file_name() != MARKER {
+            sizes.insert(entry.file_name().to_string_lossy().into_owned(), meta.len());
+        }
+    }
+    Ok(sizes)
 }
 
 /// Checks that `dir` holds a complete checkpoint (CRIU's images and berth's marker).
@@ -41,11 +59,33 @@ pub fn check_images(dir: &Path) -> std::result::Result<(), String> {
             dir.display()
         ));
     }
-    if !dir.join(MARKER).is_file() {
-        return Err(format!(
-            "{}: incomplete checkpoint (no {MARKER}: its dump did not finish)",
-            dir.display()
-        ));
+    let marker = match std::fs::read(dir.join(MARKER)) {
+        Ok(bytes) => serde_json::from_slice::<Marker>(&bytes)
+            .map_err(|e| format!("{}: damaged checkpoint ({MARKER}: {e})", dir.display()))?,
+        Err(_) => {
+            return Err(format!(
+                "{}: incomplete checkpoint (no {MARKER}: its dump did not finish)",
+                dir.display()
+            ))
+        }
+    };
+    for (name, size) in &marker.files {
+        let found = std::fs::metadata(dir.join(name)).map(|m| m.len());
+        match found {
+            Ok(n) if n == *size => {}
+            Ok(n) => {
+                return Err(format!(
+                    "{}: damaged checkpoint ({name} is {n} bytes; the dump wrote {size})",
+                    dir.display()
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{}: damaged checkpoint ({name}: {e})",
+                    dir.display()
+                ))
+            }
+        }
     }
     Ok(())
 }
@@ -63,7 +103,51 @@ fn check_name(op: &'static str, id: &ContainerId, name: &str) -> Result<()> {
     })
 }
 
+/// Unpacks a checkpoint's archive of the writable root layer into `dir`, if the
+/// checkpoint has one (a checkpoint of a container on a caller's root has none).
+pub fn unpack_rootfs(checkpoint: &Path, dir: &Path) -> std::result::Result<(), String> {
+    let archive = checkpoint.join(ROOTFS_DIFF);
+    if !archive.is_file() {
+        return Ok(());
+    }
+    let out = std::process::Command::new("tar")
+        .arg("--extract")
+        .arg("--file")
+        .arg(&archive)
+        .args(["--numeric-owner", "--same-permissions", "--xattrs"])
+        .args(["--xattrs-include=*", "--directory"])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("tar: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    Err(format!(
+        "tar of {} failed ({}): {}",
+        archive.display(),
+        out.status,
+        said.lines().last().unwrap_or("no message")
+    ))
+}
+
 impl Platform {
+    /// The writable root layer berth made for `id`: the upper dir of its image
+    /// overlay, or the default root's own directory. `None` when the root is the
+    /// caller's (a `--rootfs` or bundle root outlives the container as it is).
+    fn writable_root(&self, id: &ContainerId, spec: &serde_json::Value) -> Option<PathBuf> {
+        let ours = super::layers::root_of(&self.roots.state_dir(id));
+        let root = spec.pointer("/root/path")?.as_str()?;
+        if std::fs::canonicalize(root).ok()? != std::fs::canonicalize(&ours).ok()? {
+            return None;
+        }
+        if super::layers::is_overlay_mount(&ours) {
+            return super::layers::upper_of(&ours);
+        }
+        Some(ours)
+    }
+
     fn checkpoint_parent(&self, id: &ContainerId, dir: Option<&Path>) -> PathBuf {
         dir.map(Path::to_path_buf)
             .unwrap_or_else(|| self.roots.checkpoints_dir(id))
@@ -79,7 +163,9 @@ impl Platform {
     ) -> Result<()> {
         const OP: &str = "checkpoint";
         check_name(OP, id, name)?;
-        let args = self.record(OP, id)?.args;
+        let rec = self.record(OP, id)?;
+        let rootfs = self.writable_root(id, &rec.spec);
+        let args = rec.args;
         let parent = self.checkpoint_parent(id, dir);
         let path = parent.join(name);
         super::mkdir_private(&parent).map_err(super::io_err(OP, id, "create checkpoint dir"))?;
@@ -98,7 +184,7 @@ impl Platform {
             }
             Err(e) => return Err(super::io_err(OP, id, "create checkpoint dir")(e)),
         }
-        let written = self.dump(id, name, &path, exit, args).await;
+        let written = self.dump(id, name, &path, exit, args, rootfs).await;
         if written.is_err() {
             let _ = std::fs::remove_dir_all(&path);
             if dir.is_none() {
@@ -116,6 +202,7 @@ impl Platform {
         path: &Path,
         exit: bool,
         args: Vec<String>,
+        rootfs: Option<PathBuf>,
     ) -> Result<()> {
         const OP: &str = "checkpoint";
         let shim = self.shim(OP, id)?;
@@ -130,7 +217,9 @@ impl Platform {
             .criu
             .as_ref()
             .map(|c| c.to_string_lossy().into_owned());
-        any.value = serde_json::to_vec(&CheckpointOptions { exit, criu }).unwrap_or_default();
+        let rootfs = rootfs.map(|r| r.to_string_lossy().into_owned());
+        any.value =
+            serde_json::to_vec(&CheckpointOptions { exit, criu, rootfs }).unwrap_or_default();
         req.options = protobuf::MessageField::some(any);
         shim.call(move |t| t.checkpoint(ctx(None), &req))
             .await
@@ -140,6 +229,7 @@ impl Platform {
             container: id.to_string(),
             created: Utc::now(),
             args,
+            files: file_sizes(path).map_err(super::io_err(OP, id, "list checkpoint files"))?,
         };
         std::fs::write(
             path.join(MARKER),

@@ -30,6 +30,9 @@ pub enum LayersError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Filling the upper dir from a checkpoint failed.
+    #[error("restore the writable layer into {}: {reason}", path.display())]
+    Seed { path: PathBuf, reason: String },
     /// mount(2) failed.
     #[error("mount overlay at {}: {source}", target.display())]
     Mount { target: PathBuf, source: nix::Error },
@@ -62,7 +65,9 @@ impl LayersError {
     /// The error kind a caller sees: bad layers are the caller's input.
     pub fn kind(&self) -> crate::error::ErrorKind {
         match self {
-            Self::Prepare { .. } | Self::Mount { .. } => crate::error::ErrorKind::Internal,
+            Self::Prepare { .. } | Self::Mount { .. } | Self::Seed { .. } => {
+                crate::error::ErrorKind::Internal
+            }
             _ => crate::error::ErrorKind::InvalidArgument,
         }
     }
@@ -75,10 +80,16 @@ pub fn root_of(state_dir: &Path) -> PathBuf {
 
 /// Mounts a container's overlay root at [`root_of`] its state dir. An empty
 /// writable folder means one of the container's own, in its record (removed with it).
+/// Fills an upper dir before its overlay is mounted; says why it could not.
+pub type Seed<'a> = dyn Fn(&Path) -> Result<(), String> + 'a;
+
+/// `seed`, when given, fills the upper dir before the mount (a checkpoint's
+/// archive of the writable layer it was taken with).
 pub fn mount_root(
     layers: &Layers,
     state_dir: &Path,
     data_dir: &Path,
+    seed: Option<&Seed<'_>>,
 ) -> Result<(Overlay, PathBuf), LayersError> {
     let mut layers = layers.clone();
     if layers.writable.as_os_str().is_empty() {
@@ -93,8 +104,36 @@ pub fn mount_root(
             })?;
         layers.writable = data_dir.join("rw");
     }
+    if let Some(seed) = seed {
+        let (upper, _) = upper_work(&layers.writable);
+        std::fs::create_dir_all(&upper).map_err(|source| LayersError::Prepare {
+            path: upper.clone(),
+            source,
+        })?;
+        seed(&upper).map_err(|reason| LayersError::Seed {
+            path: upper,
+            reason,
+        })?;
+    }
     let target = root_of(state_dir);
     Ok((mount(&layers, &target)?, target))
+}
+
+/// The upper dir of the overlay mounted at `target`, if one is.
+pub fn upper_of(target: &Path) -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let point = l.split(' ').nth(4).map(unescape)?;
+        let (_, rest) = l.split_once(" - ")?;
+        let mut f = rest.split(' ');
+        if point != *target.to_string_lossy() || f.next() != Some("overlay") {
+            return None;
+        }
+        f.nth(1)?
+            .split(',')
+            .find_map(|o| o.strip_prefix("upperdir="))
+            .map(|u| PathBuf::from(unescape(u)))
+    })
 }
 
 /// The upper and work dirs of a writable folder.

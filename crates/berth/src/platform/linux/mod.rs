@@ -242,6 +242,17 @@ impl Platform {
                 id,
                 "prepare default root filesystem",
             ))?;
+            if let Some(cp) = &opts.checkpoint {
+                checkpoints::unpack_rootfs(cp, &dir).map_err(|e| {
+                    Error::new(
+                        OP,
+                        id.as_str(),
+                        ErrorKind::Internal,
+                        "restore root filesystem",
+                        e,
+                    )
+                })?;
+            }
             let mut mounts = spec.mounts().clone().unwrap_or_default();
             mounts.extend(binds);
             spec.set_mounts(Some(mounts));
@@ -261,7 +272,11 @@ impl Platform {
                 ));
             }
             Some(l) => {
-                let (overlay, dir) = layers::mount_root(l, state_dir, data_dir)
+                let seed = |upper: &Path| match &opts.checkpoint {
+                    Some(cp) => checkpoints::unpack_rootfs(cp, upper),
+                    None => Ok(()),
+                };
+                let (overlay, dir) = layers::mount_root(l, state_dir, data_dir, Some(&seed))
                     .map_err(|e| Error::new(OP, id.as_str(), e.kind(), "mount layers", e))?;
                 let mut root = spec.root().clone().unwrap_or_default();
                 root.set_path(dir);
