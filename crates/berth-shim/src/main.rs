@@ -21,6 +21,7 @@ mod reaper;
 mod service;
 mod start;
 mod sys;
+mod trim;
 
 use std::process::ExitCode;
 

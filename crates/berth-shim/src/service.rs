@@ -872,17 +872,8 @@ impl Task for Service {
                 proc.cond.notify_all();
                 drop(st);
                 if is_init {
-                    // From here the shim mostly waits: once the caller's follow-up
-                    // requests are answered, let go of the pages that set the
-                    // container up.
-                    std::thread::Builder::new()
-                        .name("trim".into())
-                        .stack_size(64 * 1024)
-                        .spawn(|| {
-                            std::thread::sleep(Duration::from_millis(300));
-                            sys::trim_file_pages();
-                        })
-                        .ok();
+                    // From here the shim mostly waits.
+                    crate::trim::start();
                 }
                 let mut resp = api::StartResponse::new();
                 resp.pid = proc.pid() as u32;
