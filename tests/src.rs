@@ -600,3 +600,17 @@ pub fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `umoci ARGS`, failing the test with umoci's message if it fails.
+pub fn umoci(args: &[&str]) {
+    let out = Command::new("umoci")
+        .args(args)
+        .output()
+        .expect("SKIPPED: umoci not found (apt-get install umoci)");
+    assert!(
+        out.status.success(),
+        "umoci {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

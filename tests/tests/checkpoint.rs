@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use berth_e2e::{eventually, require_criu, Env};
+use berth_e2e::{busybox_rootfs, eventually, require_criu, umoci, Env};
 use serde_json::Value;
 
 /// Writes `COUNT BG` to /tmp/n every 0.1 s (BG: the pid of a background sleep,
@@ -147,6 +147,25 @@ fn ls(env: &Env, name: &str, dir: Option<&Path>) -> Vec<String> {
     lines.map(str::to_owned).collect()
 }
 
+/// Waits until `file` inside `name` has more lines than now: the restored init
+/// goes on writing through its descriptor 3.
+fn grows_through_fd3(env: &Env, name: &str, file: &str) {
+    let lines = || {
+        env.berth(&["exec", name, "--", "wc", "-l", file])
+            .ok()
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let n = lines();
+    eventually(
+        &format!("{file} grows through fd 3 after restore"),
+        LIMIT,
+        || lines() > n,
+    );
+}
+
 /// `checkpoint rm NAME CP` for each, then the default checkpoint dir is gone.
 fn rm_checkpoints(env: &Env, name: &str, cps: &[&str]) {
     for cp in cps {
@@ -247,18 +266,7 @@ fn open_file_and_listening_socket_survive() {
         (true, true),
         "(fd 3 on /tmp/f, listener on 8080) after restore"
     );
-    let lines = |env: &Env| {
-        env.berth(&["exec", &name, "--", "wc", "-l", "/tmp/f"])
-            .ok()
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let n = lines(&env);
-    eventually("/tmp/f grows through fd 3 after restore", LIMIT, || {
-        lines(&env) > n
-    });
+    grows_through_fd3(&env, &name, "/tmp/f");
     let head = env
         .berth(&["exec", &name, "--", "head", "-n", "1", "/tmp/f"])
         .ok();
@@ -580,7 +588,102 @@ fn nonexistent_checkpoint_is_a_one_line_error() {
     let out = env.berth(&["checkpoint", "rm", &name, "nope"]);
     out.code(1);
     out.one_line_error(&[&format!("berth: checkpoint rm {name}: "), "nope"]);
-    assert!(ls(&env, &name, None).is_empty());
     assert!(!cp_dir(&env, &name).exists());
+    env.finish();
+}
+
+/// A container of an image: its root is an overlay, and what it wrote there (a
+/// file it keeps open) comes back from the checkpoint's archive of the upper dir;
+/// the restore names no image, the checkpoint remembers it.
+#[test]
+fn image_container_keeps_its_written_root() {
+    require_criu();
+    let env = Env::new("cpi");
+    let root = env.base.join("bbroot");
+    busybox_rootfs(&root);
+    let layout = env.base.join("oci");
+    let tagged = format!("{}:latest", layout.display());
+    umoci(&["init", "--layout", layout.to_str().unwrap()]);
+    umoci(&["new", "--image", &tagged]);
+    umoci(&["insert", "--image", &tagged, root.to_str().unwrap(), "/"]);
+    env.berth(&[
+        "image",
+        "import",
+        "--name",
+        "berth-test/cpi",
+        layout.to_str().unwrap(),
+    ])
+    .ok();
+    let name = env.name("c");
+    let script = "exec 3>/kept; echo first >&3; i=0; \
+        while :; do echo line$i >&3; i=$((i+1)); sleep 0.1; done";
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "berth-test/cpi",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .ok();
+    let fd3 = |env: &Env| {
+        env.berth(&["exec", &name, "--", "ls", "-l", "/proc/1/fd"])
+            .out()
+            .lines()
+            .any(|l| l.ends_with(" 3 -> /kept"))
+    };
+    eventually("fd 3 on /kept before the dump", LIMIT, || fd3(&env));
+    env.berth(&["checkpoint", "create", &name, "cp1"]).ok();
+    env.wait_status(&name, "exited", LIMIT);
+    env.berth(&["rm", &name]).ok();
+
+    restore(&env, "cp1", None, &name).ok();
+    assert!(fd3(&env), "fd 3 on /kept after restore");
+    let head = env
+        .berth(&["exec", &name, "--", "head", "-n", "1", "/kept"])
+        .ok();
+    assert_eq!(
+        head, "first\n",
+        "/kept lost what was written before the dump"
+    );
+    grows_through_fd3(&env, &name, "/kept");
+    env.berth(&["rm", "-f", &name]).ok();
+    env.berth(&["checkpoint", "rm", &name, "cp1"]).ok();
+    env.berth(&["image", "rm", "berth-test/cpi"]).ok();
+    env.finish();
+}
+
+/// Restore mistakes a user makes: no name to find the checkpoint by, a command
+/// given to a restore, and `checkpoint ls` of a name that never was.
+#[test]
+fn restore_usage_mistakes_are_one_line_errors() {
+    require_criu();
+    let env = Env::new("cpx");
+    let name = env.name("c");
+    let out = env.berth(&["run", "--checkpoint", "cp1", "-d"]);
+    out.code(125);
+    out.one_line_error(&["--checkpoint needs --name"]);
+    let out = env.berth(&[
+        "run",
+        "--checkpoint",
+        "cp1",
+        "--name",
+        &name,
+        "-d",
+        "--",
+        "echo",
+        "hi",
+    ]);
+    out.code(125);
+    out.one_line_error(&[&format!("berth: run {name}: "), "no command"]);
+    let out = env.berth(&["checkpoint", "ls", &name]);
+    out.code(1);
+    out.one_line_error(&[
+        &format!("berth: checkpoint ls {name}: "),
+        "no such container",
+    ]);
     env.finish();
 }

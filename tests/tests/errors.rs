@@ -324,3 +324,33 @@ fn unknown_run_flag_is_125() {
     );
     env.finish();
 }
+
+/// Names are per root but cgroups per host: a second root's container of the same
+/// name is refused while the first one's cgroup holds processes, and the first runs
+/// on untouched (it used to join the cgroup and die with the other's `rm -f`).
+#[test]
+fn same_name_under_another_root_is_refused() {
+    let first = Env::new("ecg");
+    let second = Env::new("ecg");
+    let name = first.name("c");
+    second.track(&name);
+    first
+        .berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+        .code(0);
+    let out = second.berth(&["run", "--rm", "--name", &name, "--", "true"]);
+    out.code(125);
+    out.one_line_error(&[&format!("berth: run {name}: "), "cgroup", "holds processes"]);
+    for p in [
+        second.root.join(&name),
+        second.data.join("containers").join(&name),
+    ] {
+        assert!(!p.exists(), "{} left by the refused run", p.display());
+    }
+    let v = first.wait_status(&name, "running", Duration::from_secs(5));
+    assert_eq!(v["State"]["Running"], true, "{v}");
+    let procs = first.berth(&["top", &name]).ok();
+    assert!(procs.contains("sleep"), "{procs}");
+    first.berth(&["rm", "-f", &name]).code(0);
+    first.finish();
+    second.finish();
+}

@@ -7,22 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_e2e::{busybox_rootfs, Env};
+use berth_e2e::{busybox_rootfs, umoci, Env};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-fn umoci(args: &[&str]) {
-    let out = Command::new("umoci")
-        .args(args)
-        .output()
-        .expect("SKIPPED: umoci not found (apt-get install umoci)");
-    assert!(
-        out.status.success(),
-        "umoci {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// An OCI layout at `<base>/oci` (tag `latest`) of one layer: a busybox root with
 /// an /etc/passwd, and a config with Cmd, Env and WorkingDir.

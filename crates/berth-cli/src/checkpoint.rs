@@ -14,13 +14,21 @@ pub fn default_dir(data_root: &Path, id: &ContainerId) -> PathBuf {
     data_root.join("checkpoints").join(id.as_str())
 }
 
+/// Field `key` of the checkpoint's marker.
+fn marker_field<T: serde::de::DeserializeOwned>(checkpoint: &Path, key: &str) -> Option<T> {
+    let bytes = std::fs::read(checkpoint.join("berth.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_value(v.get(key)?.clone()).ok()
+}
+
 /// The command line the checkpointed container ran, from the checkpoint's marker.
 pub fn args_of(checkpoint: &Path) -> Vec<String> {
-    std::fs::read(checkpoint.join("berth.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| serde_json::from_value(v.get("Args")?.clone()).ok())
-        .unwrap_or_default()
+    marker_field(checkpoint, "Args").unwrap_or_default()
+}
+
+/// The image the checkpointed container ran, if it ran one.
+pub fn image_of(checkpoint: &Path) -> Option<String> {
+    marker_field(checkpoint, "Image")
 }
 
 /// A container that may be gone (its checkpoints outlive it): its id as given.
@@ -72,6 +80,18 @@ pub async fn dispatch(cli: &Cli, c: &Client, cmd: &CheckpointCommand) -> u8 {
                     return 1;
                 }
             };
+            // Checkpoints outlive their container; a name with neither is a typo.
+            if checkpoint_dir.is_none()
+                && names::resolve(&cli.data_root, name).is_err()
+                && !default_dir(&cli.data_root, &id).exists()
+            {
+                report(
+                    VERB,
+                    name,
+                    &"no such container, and no checkpoints of that name",
+                );
+                return 1;
+            }
             match c.list_checkpoints(&id, checkpoint_dir.as_deref()).await {
                 Ok(list) => {
                     println!("CHECKPOINT NAME");

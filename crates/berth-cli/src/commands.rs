@@ -307,6 +307,19 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
         );
         return EXIT_BERTH;
     }
+    if a.checkpoint.is_some() {
+        let problem = if a.name.is_none() && a.checkpoint_dir.is_none() {
+            Some("--checkpoint needs --name (whose checkpoints to look in) or --checkpoint-dir")
+        } else if !command.is_empty() {
+            Some("a restore runs the checkpointed processes on: give no command after --")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            report("run", id.as_str(), &problem);
+            return EXIT_BERTH;
+        }
+    }
     let checkpoint = a.checkpoint.as_ref().map(|name| {
         a.checkpoint_dir
             .clone()
@@ -321,9 +334,14 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
             return EXIT_BERTH;
         }
     }
+    // A checkpoint of an image's container comes back on that image's root.
+    let image = match &checkpoint {
+        Some(cp) if image.is_empty() => crate::checkpoint::image_of(cp).into_iter().collect(),
+        _ => image,
+    };
     let command = match &checkpoint {
-        Some(cp) if command.is_empty() && image.is_empty() => crate::checkpoint::args_of(cp),
-        _ => command,
+        Some(cp) => crate::checkpoint::args_of(cp),
+        None => command,
     };
     let built = match image.first() {
         Some(_) => crate::image::build_run(cli, &id, a, &image, command),

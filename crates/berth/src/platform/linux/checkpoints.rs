@@ -28,6 +28,9 @@ struct Marker {
     /// The command line of the container's init, for a restore that gives none.
     #[serde(default)]
     args: Vec<String>,
+    /// The image the container ran, for a restore that names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
     /// The size of every file the dump wrote, by name: a restore refuses a
     /// checkpoint whose files were cut short or grew (CRIU reads its page images
     /// unchecked, and a short one can hang the restore).
@@ -165,7 +168,7 @@ impl Platform {
         check_name(OP, id, name)?;
         let rec = self.record(OP, id)?;
         let rootfs = self.writable_root(id, &rec.spec);
-        let args = rec.args;
+        let (args, image) = (rec.args, rec.image);
         let parent = self.checkpoint_parent(id, dir);
         let path = parent.join(name);
         super::mkdir_private(&parent).map_err(super::io_err(OP, id, "create checkpoint dir"))?;
@@ -184,7 +187,9 @@ impl Platform {
             }
             Err(e) => return Err(super::io_err(OP, id, "create checkpoint dir")(e)),
         }
-        let written = self.dump(id, name, &path, exit, args, rootfs).await;
+        let written = self
+            .dump(id, name, &path, exit, (args, image), rootfs)
+            .await;
         if written.is_err() {
             let _ = std::fs::remove_dir_all(&path);
             if dir.is_none() {
@@ -201,7 +206,7 @@ impl Platform {
         name: &str,
         path: &Path,
         exit: bool,
-        args: Vec<String>,
+        (args, image): (Vec<String>, Option<String>),
         rootfs: Option<PathBuf>,
     ) -> Result<()> {
         const OP: &str = "checkpoint";
@@ -229,6 +234,7 @@ impl Platform {
             container: id.to_string(),
             created: Utc::now(),
             args,
+            image,
             files: file_sizes(path).map_err(super::io_err(OP, id, "list checkpoint files"))?,
         };
         std::fs::write(

@@ -350,6 +350,22 @@ impl Platform {
             process.set_user(u);
             spec.set_process(Some(process));
         }
+        // Names are per root, cgroups per host: never join processes that are not ours.
+        if let Some(cg) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) {
+            if let Some(holder) = cgroup_holder(&cg) {
+                return Err(Error::new(
+                    OP,
+                    id.as_str(),
+                    ErrorKind::AlreadyExists,
+                    "reserve cgroup",
+                    format!(
+                        "cgroup {} already holds processes ({holder}): a container of this \
+                         name under another berth root, or another runtime's",
+                        cg.display()
+                    ),
+                ));
+            }
+        }
         let bundle = paths::bundle_dir(state_dir);
         mkdir_private(&bundle).map_err(io_err(OP, id, "write bundle"))?;
         spec.save(bundle.join("config.json"))
@@ -1040,4 +1056,23 @@ fn process_alive(pid: i32) -> bool {
             .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
         Err(_) => false,
     }
+}
+
+/// Where cgroup `path` (as a spec names it) holds a process, in the unified
+/// hierarchy or any v1 one: that hierarchy's `cgroup.procs` path.
+fn cgroup_holder(path: &Path) -> Option<String> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let base = Path::new("/sys/fs/cgroup");
+    let hierarchies = std::fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(rel));
+    std::iter::once(base.join(rel))
+        .chain(hierarchies)
+        .map(|d| d.join("cgroup.procs"))
+        .find(|procs| {
+            std::fs::read_to_string(procs).is_ok_and(|t| t.lines().any(|l| !l.trim().is_empty()))
+        })
+        .map(|p| p.display().to_string())
 }
