@@ -26,7 +26,7 @@ pub struct LogsArgs {
     /// Prefix each line with its time.
     #[arg(short, long)]
     pub timestamps: bool,
-    /// Only output since this time (RFC 3339).
+    /// Only output since this time (RFC 3339, Unix seconds, or a duration ago: 10m).
     #[arg(long)]
     pub since: Option<String>,
     /// The container.
@@ -38,10 +38,10 @@ pub struct EventsArgs {
     /// `json`: one object per line.
     #[arg(long)]
     pub format: Option<String>,
-    /// Only events since this time (RFC 3339).
+    /// Only events since this time (RFC 3339, Unix seconds, or a duration ago: 10m).
     #[arg(long)]
     pub since: Option<String>,
-    /// Stop at this time (RFC 3339); without it, follow live events.
+    /// Stop at this time (as --since); without it, follow live events.
     #[arg(long)]
     pub until: Option<String>,
     /// `container=NAME`.
@@ -49,14 +49,62 @@ pub struct EventsArgs {
     pub filter: Vec<String>,
 }
 
+/// A time as Docker takes it: RFC 3339, Unix seconds (`1733328000`, `1733328000.5`),
+/// or a duration before now (`10m`, `1h30m`, `45s`).
 fn parse_time(flag: &str, t: &Option<String>) -> Result<Option<DateTime<Utc>>> {
     t.as_ref()
         .map(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .with_context(|| format!("parse {flag}: {s:?} is not an RFC 3339 time"))
+            time_of(s, Utc::now()).with_context(|| {
+                format!(
+                    "parse {flag}: {s:?} is not an RFC 3339 time, Unix seconds or a \
+                     duration such as 10m"
+                )
+            })
         })
         .transpose()
+}
+
+fn time_of(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            let nanos = (secs.fract() * 1e9) as u32;
+            return DateTime::from_timestamp(secs.trunc() as i64, nanos).context("out of range");
+        }
+    }
+    let ago = duration_of(s).context("not a time")?;
+    now.checked_sub_signed(ago).context("out of range")
+}
+
+/// `1h30m`, `10m`, `45s`, `500ms`: a sequence of numbers with units.
+fn duration_of(s: &str) -> Option<chrono::TimeDelta> {
+    let mut total = chrono::TimeDelta::zero();
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit] {
+            "ms" => chrono::TimeDelta::try_milliseconds(n)?,
+            "s" => chrono::TimeDelta::try_seconds(n)?,
+            "m" => chrono::TimeDelta::try_minutes(n)?,
+            "h" => chrono::TimeDelta::try_hours(n)?,
+            _ => return None,
+        };
+        total = total.checked_add(&part)?;
+        rest = &rest[unit..];
+    }
+    Some(total)
 }
 
 struct Printer {
@@ -265,5 +313,32 @@ pub async fn events(root: &Path, data_root: &Path, a: &EventsArgs) -> Result<()>
             return Ok(());
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_as_docker_takes_them() {
+        let now = DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: &str| time_of(s, now).map(|t| t.to_rfc3339()).ok();
+        assert_eq!(
+            at("2026-12-04T11:00:00Z").as_deref(),
+            Some("2026-12-04T11:00:00+00:00")
+        );
+        assert_eq!(at("10m").as_deref(), Some("2026-12-04T11:50:00+00:00"));
+        assert_eq!(at("1h30m").as_deref(), Some("2026-12-04T10:30:00+00:00"));
+        assert_eq!(at("0").as_deref(), Some("1970-01-01T00:00:00+00:00"));
+        assert_eq!(
+            at("1733313600.5").as_deref(),
+            Some("2024-12-04T12:00:00.500+00:00")
+        );
+        for bad in ["", "10x", "m", "-5", "yesterday", "1h-3m"] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
     }
 }

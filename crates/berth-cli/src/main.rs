@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = cli::Cli::parse();
     let level = if cli.debug {
         "debug"
@@ -43,4 +44,23 @@ fn main() -> ExitCode {
     // Blocking ttrpc calls may still sit in the pool; do not wait for them.
     rt.shutdown_background();
     ExitCode::from(code)
+}
+
+/// `berth inspect x | head`: when the reader of stdout goes away, end quietly with
+/// the status a Unix tool killed by SIGPIPE has (128 + 13), not with a panic and a
+/// backtrace. (Rust ignores SIGPIPE, so `println!` panics on the broken pipe.)
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
