@@ -354,3 +354,20 @@ fn same_name_under_another_root_is_refused() {
     first.finish();
     second.finish();
 }
+
+/// A create whose caller was killed before it wrote the container's record leaves
+/// a state dir whose create lock nobody holds: the next create of the name takes
+/// it back instead of saying the name is in use.
+#[test]
+fn name_of_a_killed_create_is_taken_back() {
+    let env = Env::new("eab");
+    let name = env.name("c");
+    let state = env.root.join(&name);
+    std::fs::create_dir_all(state.join("rootfs/tmp")).unwrap();
+    std::fs::write(state.join(".create.lock"), "").unwrap();
+    std::fs::write(state.join("rootfs/tmp/junk"), "x").unwrap();
+    env.berth(&["run", "--rm", "--name", &name, "--", "true"])
+        .code(0);
+    assert!(!state.exists(), "{} left", state.display());
+    env.finish();
+}

@@ -307,11 +307,16 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
         );
         return EXIT_BERTH;
     }
-    if a.checkpoint.is_some() {
-        let problem = if a.name.is_none() && a.checkpoint_dir.is_none() {
-            Some("--checkpoint needs --name (whose checkpoints to look in) or --checkpoint-dir")
+    if let Some(cp) = &a.checkpoint {
+        let problem = if let Err(e) = ContainerId::new(cp) {
+            Some(format!("invalid checkpoint name {cp:?}: {e}"))
+        } else if a.name.is_none() && a.checkpoint_dir.is_none() {
+            Some(
+                "--checkpoint needs --name (whose checkpoints to look in) or --checkpoint-dir"
+                    .into(),
+            )
         } else if !command.is_empty() {
-            Some("a restore runs the checkpointed processes on: give no command after --")
+            Some("a restore runs the checkpointed processes on: give no command after --".into())
         } else {
             None
         };
@@ -321,10 +326,13 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
         }
     }
     let checkpoint = a.checkpoint.as_ref().map(|name| {
-        a.checkpoint_dir
+        let dir = a
+            .checkpoint_dir
             .clone()
             .unwrap_or_else(|| crate::checkpoint::default_dir(&cli.data_root, &id))
-            .join(name)
+            .join(name);
+        // The shim works in another directory.
+        std::path::absolute(&dir).unwrap_or(dir)
     });
     // A restore needs no command: the checkpointed one is what runs on, so a
     // missing or incomplete checkpoint is the error (not "no command given").

@@ -208,6 +208,9 @@ pub struct Service {
     rootfs: Mutex<Option<PathBuf>>,
     /// The checkpoint init is restored from at Start, when created from one.
     checkpoint: Mutex<Option<PathBuf>>,
+    /// A checkpoint is being taken: pause and resume wait their turn (criu holds
+    /// the container's freezer).
+    checkpointing: std::sync::atomic::AtomicBool,
 }
 
 pub fn serve(flags: &Flags) -> Result<()> {
@@ -250,6 +253,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         shutdown: Mutex::new(tx),
         rootfs: Mutex::new(None),
         checkpoint: Mutex::new(None),
+        checkpointing: std::sync::atomic::AtomicBool::new(false),
         busy: Arc::new(Busy::default()),
     });
     let mut server = ttrpc::Server::new()
@@ -902,7 +906,17 @@ impl Task for Service {
     ) -> TResult<api::Empty> {
         let _busy = self.busy.enter();
         let _span = tracing::info_span!("checkpoint", container_id = %self.id).entered();
-        self.do_checkpoint(req)
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.checkpointing.swap(true, SeqCst) {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                "checkpoint",
+                "a checkpoint is already being taken",
+            ));
+        }
+        let done = self.do_checkpoint(req);
+        self.checkpointing.store(false, SeqCst);
+        done
     }
 
     fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> TResult<api::Empty> {

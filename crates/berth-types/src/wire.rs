@@ -82,4 +82,13 @@ pub struct CheckpointOptions {
     /// hold open. `None`: the root is the caller's and outlives the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<String>,
+    /// What the caller's marker of a complete checkpoint says (a JSON object); the
+    /// shim adds the size of every file (`Files`) and writes it as
+    /// [`CHECKPOINT_MARKER`] once the dump is whole, so that a caller killed
+    /// meanwhile loses nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<serde_json::Value>,
 }
+
+/// The marker of a complete berth checkpoint, beside CRIU's images.
+pub const CHECKPOINT_MARKER: &str = "berth.json";

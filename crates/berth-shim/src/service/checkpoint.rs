@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use berth_types::wire::{CheckpointOptions, CHECKPOINT_OPTIONS_TYPE_URL, ROOTFS_DIFF};
+use berth_types::wire::{
+    CheckpointOptions, CHECKPOINT_MARKER as MARKER, CHECKPOINT_OPTIONS_TYPE_URL, ROOTFS_DIFF,
+};
 use berth_types::{EventKind, WireErrorKind, INIT_PROCESS_ID};
 use containerd_shim_protos::api;
 use libcgroups::common::{CgroupManager, FreezerState};
@@ -149,8 +151,15 @@ impl Service {
                 Some(dir) => self.archive_rootfs(Path::new(dir), &images),
                 None => Ok(()),
             });
+        let outcome = outcome.and_then(|()| match &opts.marker {
+            Some(marker) => write_marker(&images, marker),
+            None => Ok(()),
+        });
         if let Err(e) = outcome {
-            if we_froze {
+            self.unlock_network(pid);
+            // Not if the container went meanwhile (`rm -f`): a freeze would make
+            // its freezer cgroup again.
+            if we_froze && self.frozen() {
                 let _ = self.freeze(STEP, FreezerState::Thawed);
             }
             return Err(e);
@@ -214,6 +223,43 @@ impl Service {
                     said.lines().last().unwrap_or("no message")
                 ),
             )),
+        }
+    }
+
+    /// After a failed dump: criu locks the container's network with an nftables
+    /// table `CRIU-<pid>` (drop everything) and removes it when it is done; a criu
+    /// that was killed leaves it, and the container can no longer talk. Best effort,
+    /// with `nsenter` and `nft` where they exist.
+    fn unlock_network(&self, pid: i32) {
+        let ns = format!("--net=/proc/{pid}/ns/net");
+        let mut list = Command::new("nsenter");
+        list.args([ns.as_str(), "nft", "list", "tables"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
+        let Ok(mut child) = list.spawn() else {
+            return;
+        };
+        self.reaper.spawned();
+        let mut tables = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut tables);
+        }
+        let _ = self.reaper.wait(child.id() as i32);
+        for name in tables
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("table inet "))
+            .filter(|n| n.starts_with("CRIU-"))
+        {
+            tracing::warn!(table = name, "removing the network lock a failed criu left");
+            let _ = self.run_child(Command::new("nsenter").args([
+                ns.as_str(),
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                name,
+            ]));
         }
     }
 
@@ -364,13 +410,14 @@ impl Service {
         // once criu is done). A damaged image can leave it, or what it
         // restored, spinning: give up before the Client's call times out (the
         // caller kills what is in the cgroup, criu included).
-        let Some(code) = self.reaper.wait_timeout(helper_pid, RESTORE_LIMIT) else {
+        let limit = restore_limit(images);
+        let Some(code) = self.reaper.wait_timeout(helper_pid, limit) else {
             return Err(fail(
                 WireErrorKind::Internal,
                 STEP,
                 format!(
                     "criu restore did not finish within {} s: {}",
-                    RESTORE_LIMIT.as_secs(),
+                    limit.as_secs(),
                     criu::log_errors(&work.join("restore.log"))
                 ),
             ));
@@ -416,8 +463,47 @@ impl Service {
     }
 }
 
-/// How long a restore may take: below the Client's 30 s for Start.
-const RESTORE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long a restore of `images` may take: a minute, and a second more for every
+/// 20 MB of images (a damaged image can leave criu spinning; a big one is slow).
+fn restore_limit(images: &Path) -> std::time::Duration {
+    let bytes: u64 = std::fs::read_dir(images)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    std::time::Duration::from_secs(60 + bytes / (20 << 20))
+}
+
+/// Writes the caller's marker of a complete checkpoint into `images`, with the size
+/// of every file the dump wrote (`Files`), last and atomically: the checkpoint is
+/// whole even if the caller is gone by now.
+fn write_marker(images: &Path, marker: &serde_json::Value) -> TResult<()> {
+    const STEP: &str = "write checkpoint marker";
+    let mut marker = marker.clone();
+    let mut files = serde_json::Map::new();
+    for entry in std::fs::read_dir(images).map_err(|e| fail(WireErrorKind::Internal, STEP, e))? {
+        let entry = entry.map_err(|e| fail(WireErrorKind::Internal, STEP, e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| fail(WireErrorKind::Internal, STEP, e))?;
+        if meta.is_file() {
+            files.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                meta.len().into(),
+            );
+        }
+    }
+    if let Some(m) = marker.as_object_mut() {
+        m.insert("Files".into(), files.into());
+    }
+    let tmp = images.join(".berth.json.tmp");
+    let bytes = serde_json::to_vec_pretty(&marker).unwrap_or_default();
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, images.join(MARKER)))
+        .map_err(|e| fail(WireErrorKind::Internal, STEP, e))
+}
 
 /// After a failed restore: kills whatever criu left in the container's cgroup
 /// (criu itself, half-restored tasks), then removes the cgroup.

@@ -86,9 +86,21 @@ impl Service {
         Ok(())
     }
 
+    fn not_checkpointing(&self, step: &str) -> TResult<()> {
+        if self.checkpointing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(fail(
+                WireErrorKind::FailedPrecondition,
+                step,
+                "a checkpoint is being taken; try again when it is done",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn do_pause(&self) -> TResult<api::Empty> {
         let _span = tracing::info_span!("pause", container_id = %self.id).entered();
         self.running_init("pause")?;
+        self.not_checkpointing("pause")?;
         if self.frozen() {
             return Err(fail(
                 WireErrorKind::FailedPrecondition,
@@ -104,6 +116,7 @@ impl Service {
     pub(super) fn do_resume(&self) -> TResult<api::Empty> {
         let _span = tracing::info_span!("resume", container_id = %self.id).entered();
         self.running_init("resume")?;
+        self.not_checkpointing("resume")?;
         if !self.frozen() {
             return Err(fail(
                 WireErrorKind::FailedPrecondition,

@@ -15,8 +15,7 @@ use super::Platform;
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::CheckpointInfo;
 
-/// The marker of a complete checkpoint.
-const MARKER: &str = "berth.json";
+use berth_types::wire::CHECKPOINT_MARKER as MARKER;
 
 /// What the marker says.
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,19 +35,6 @@ struct Marker {
     /// unchecked, and a short one can hang the restore).
     #[serde(default)]
     files: std::collections::BTreeMap<String, u64>,
-}
-
-/// The size of every regular file in `dir`, by name.
-fn file_sizes(dir: &Path) -> std::io::Result<std::collections::BTreeMap<String, u64>> {
-    let mut sizes = std::collections::BTreeMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        if meta.is_file() && entry.file_name() != MARKER {
-            sizes.insert(entry.file_name().to_string_lossy().into_owned(), meta.len());
-        }
-    }
-    Ok(sizes)
 }
 
 /// Checks that `dir` holds a complete checkpoint (CRIU's images and berth's marker).
@@ -151,9 +137,12 @@ impl Platform {
         Some(ours)
     }
 
+    /// The checkpoint dir's parent, absolute: the shim works in another directory.
     fn checkpoint_parent(&self, id: &ContainerId, dir: Option<&Path>) -> PathBuf {
-        dir.map(Path::to_path_buf)
-            .unwrap_or_else(|| self.roots.checkpoints_dir(id))
+        let parent = dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.roots.checkpoints_dir(id));
+        std::path::absolute(&parent).unwrap_or(parent)
     }
 
     /// Dumps `id` into checkpoint `name`; stops it afterwards if `exit`.
@@ -187,10 +176,22 @@ impl Platform {
             }
             Err(e) => return Err(super::io_err(OP, id, "create checkpoint dir")(e)),
         }
-        let written = self
+        let mut written = self
             .dump(id, name, &path, exit, (args, image), rootfs)
             .await;
-        if written.is_err() {
+        if let Err(e) = &mut written {
+            // criu's log goes with the checkpoint dir: keep it in the container's
+            // record, where the error says it is.
+            let log = path.join("dump.log");
+            let kept = self
+                .roots
+                .data_dir(id)
+                .join(format!("checkpoint-{name}-dump.log"));
+            if std::fs::rename(&log, &kept).is_ok() {
+                e.message = e
+                    .message
+                    .replace(&*log.to_string_lossy(), &kept.to_string_lossy());
+            }
             let _ = std::fs::remove_dir_all(&path);
             if dir.is_none() {
                 // The default parent goes again if this was its only checkpoint.
@@ -223,25 +224,28 @@ impl Platform {
             .as_ref()
             .map(|c| c.to_string_lossy().into_owned());
         let rootfs = rootfs.map(|r| r.to_string_lossy().into_owned());
-        any.value =
-            serde_json::to_vec(&CheckpointOptions { exit, criu, rootfs }).unwrap_or_default();
-        req.options = protobuf::MessageField::some(any);
-        shim.call(move |t| t.checkpoint(ctx(None), &req))
-            .await
-            .map_err(|e| map_err(OP, id, "checkpoint", e))?;
         let marker = Marker {
             name: name.to_owned(),
             container: id.to_string(),
             created: Utc::now(),
             args,
             image,
-            files: file_sizes(path).map_err(super::io_err(OP, id, "list checkpoint files"))?,
+            files: Default::default(),
         };
-        std::fs::write(
-            path.join(MARKER),
-            serde_json::to_vec_pretty(&marker).unwrap_or_default(),
-        )
-        .map_err(super::io_err(OP, id, "write checkpoint marker"))
+        let opts = CheckpointOptions {
+            exit,
+            criu,
+            rootfs,
+            marker: serde_json::to_value(&marker).ok(),
+        };
+        any.value = serde_json::to_vec(&opts).unwrap_or_default();
+        req.options = protobuf::MessageField::some(any);
+        // The shim writes the marker once the dump is whole: a caller killed during
+        // a long dump loses nothing.
+        shim.call(move |t| t.checkpoint(ctx(None), &req))
+            .await
+            .map(drop)
+            .map_err(|e| map_err(OP, id, "checkpoint", e))
     }
 
     /// The complete checkpoints under `dir` (default: `id`'s), oldest first.
@@ -286,7 +290,8 @@ impl Platform {
         check_name(OP, id, name)?;
         let parent = self.checkpoint_parent(id, dir);
         let path = parent.join(name);
-        if !path.join("inventory.img").is_file() && !path.join(MARKER).is_file() {
+        // An incomplete one (its dump was cut short) goes as well.
+        if !path.is_dir() {
             return Err(Error::new(
                 OP,
                 id.as_str(),

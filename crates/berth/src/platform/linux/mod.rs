@@ -177,7 +177,19 @@ impl Platform {
                 "the name is already in use",
             ));
         }
-        match std::fs::DirBuilder::new().mode(0o700).create(&state_dir) {
+        let mut made = std::fs::DirBuilder::new().mode(0o700).create(&state_dir);
+        if made
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+            && abandoned(&state_dir, &data_dir)
+        {
+            // A create whose caller was killed before it wrote the record: nothing
+            // of it runs; take the name back.
+            tracing::debug!(container_id = %id, "removing an abandoned create");
+            self.teardown(id, &state_dir, &data_dir).await;
+            made = std::fs::DirBuilder::new().mode(0o700).create(&state_dir);
+        }
+        match made {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::new(
@@ -190,6 +202,13 @@ impl Platform {
             }
             Err(e) => return Err(io_err(OP, id, "create state dir")(e)),
         }
+        // Held until this create is done, so that a create which finds the name
+        // taken can tell a live creator from a dead one.
+        let _creating = std::fs::File::create(state_dir.join(CREATE_LOCK))
+            .ok()
+            .and_then(|f| {
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+            });
         match self
             .create_steps(id, spec, opts, stdio, &state_dir, &data_dir)
             .await
@@ -426,7 +445,10 @@ impl Platform {
             .pid;
         let mut req = api::StartRequest::new();
         req.id = id.to_string();
-        shim.call(move |t| t.start(ctx(Some(QUICK)), &req))
+        // A restore takes as long as criu does; the shim bounds it by the size of
+        // the images.
+        let limit = opts.checkpoint.is_none().then_some(QUICK);
+        shim.call(move |t| t.start(ctx(limit), &req))
             .await
             .map_err(|e| map_err(OP, id, "start container", e))?;
         let mut rec = rec;
@@ -1056,6 +1078,21 @@ fn process_alive(pid: i32) -> bool {
             .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
         Err(_) => false,
     }
+}
+
+/// The lock a create holds on its state dir until it is done.
+const CREATE_LOCK: &str = ".create.lock";
+
+/// Whether `state_dir` is what a killed create left: no record was written, and
+/// nobody holds its create lock.
+fn abandoned(state_dir: &Path, data_dir: &Path) -> bool {
+    if data_dir.exists() {
+        return false;
+    }
+    let Ok(lock) = std::fs::File::open(state_dir.join(CREATE_LOCK)) else {
+        return false;
+    };
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
 }
 
 /// Where cgroup `path` (as a spec names it) holds a process, in the unified
