@@ -240,13 +240,17 @@ fn event_line(e: &Event, json: bool) -> String {
     if e.oom_killed == Some(true) {
         attrs.push("oomKilled=true".into());
     }
-    format!(
-        "{} container {} {} ({})",
+    let line = format!(
+        "{} container {} {}",
         output::time(&e.time),
         e.kind.as_str(),
-        e.id,
-        attrs.join(", ")
-    )
+        e.id
+    );
+    if attrs.is_empty() {
+        line
+    } else {
+        format!("{line} ({})", attrs.join(", "))
+    }
 }
 
 pub async fn events(root: &Path, data_root: &Path, a: &EventsArgs) -> Result<()> {
