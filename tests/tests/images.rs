@@ -748,3 +748,34 @@ fn gzip_and_zstd_layers_keep_links_devices_owners_modes_and_xattrs() {
     env.berth(&["image", "rm", "berth-test/kinds"]).ok();
     env.finish();
 }
+
+/// `--name REPO:TAG` names the tag too (an OCI layout's own tag is `latest` here);
+/// a bare `--name REPO` takes the layout's tag.
+#[test]
+fn import_name_with_a_tag_keeps_it() {
+    let env = Env::new("imt");
+    let layout = busybox_layout(&env);
+    let out = import(&env, &layout, "berth-test/tagged:v1");
+    assert_eq!(out, "Loaded image: docker.io/berth-test/tagged:v1\n");
+    let c = env.name("a");
+    env.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        &c,
+        "berth-test/tagged:v1",
+        "--",
+        "true",
+    ])
+    .code(0);
+    // The same image again: it now has both names.
+    let out = import(&env, &layout, "berth-test/bare");
+    assert!(
+        out.lines()
+            .any(|l| l == "Loaded image: docker.io/berth-test/bare:latest"),
+        "{out}"
+    );
+    env.berth(&["image", "rm", "berth-test/tagged:v1", "berth-test/bare"])
+        .ok();
+    env.finish();
+}

@@ -21,7 +21,8 @@ pub struct ImageArgs {
 pub enum ImageCommand {
     /// Import an OCI image layout (directory or tar) or a `docker save` archive.
     Import {
-        /// Repository for images the archive names only by a tag (or not at all).
+        /// Name for images the archive names only by a tag (or not at all): REPO
+        /// takes the archive's tag, REPO:TAG names the tag as well.
         #[arg(long)]
         name: Option<String>,
         /// The layout directory or archive.

@@ -759,8 +759,15 @@ fn oci_names(d: &Descriptor, opts: &ImportOptions) -> Result<Vec<String>, ImageE
         return Ok(vec![Reference::parse(n)?.to_string()]);
     }
     let base = opts.name.as_deref().map(Reference::parse).transpose()?;
+    // `--name repo:tag` names the tag too; a bare `--name repo` takes the layout's.
+    let tagged = opts
+        .name
+        .as_deref()
+        .and_then(|n| n.rsplit('/').next())
+        .is_some_and(|last| last.contains(':') || last.contains('@'));
     match ann.get("org.opencontainers.image.ref.name") {
         Some(r) if valid_tag(r) => Ok(match base {
+            Some(b) if tagged => vec![b.to_string()],
             Some(b) => vec![b.with_tag(r)?.to_string()],
             None => Vec::new(),
         }),
