@@ -394,3 +394,30 @@ fn leftover_check_sees_a_running_container() {
     env.berth(&["rm", "-f", &name]).code(0);
     env.finish();
 }
+
+/// Real-time signals reach init by name (SIGRTMIN+3 is systemd's stop signal).
+#[test]
+fn realtime_signal_reaches_init() {
+    let env = Env::new("lrt");
+    let name = env.name("c");
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-rt; exit 9' 37; echo ready; while :; do sleep 0.1; done",
+    ])
+    .code(0);
+    eventually("trap set", Duration::from_secs(10), || {
+        env.berth(&["logs", &name]).out().contains("ready")
+    });
+    env.berth(&["kill", "-s", "RTMIN+3", &name]).code(0);
+    let v = env.wait_status(&name, "exited", Duration::from_secs(10));
+    assert_eq!(v["State"]["ExitCode"], 9, "{v}");
+    assert!(env.berth(&["logs", &name]).out().contains("got-rt"));
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}

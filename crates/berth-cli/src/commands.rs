@@ -60,6 +60,10 @@ pub(crate) fn report_berth(verb: &str, e: &berth::Error) {
 }
 
 pub async fn dispatch(cli: Cli) -> u8 {
+    if let Err(e) = berth::spec::parse::parse_bytes(&cli.log_max) {
+        eprintln!("berth: --log-max {:?}: {e}", cli.log_max);
+        return EXIT_BERTH;
+    }
     let c = client(&cli);
     match &cli.command {
         Command::Run(args) => run(&cli, &c, args).await,

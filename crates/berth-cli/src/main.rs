@@ -18,7 +18,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let level = if cli.debug {
         "debug"
     } else {
@@ -44,6 +47,37 @@ fn main() -> ExitCode {
     // Blocking ttrpc calls may still sit in the pool; do not wait for them.
     rt.shutdown_background();
     ExitCode::from(code)
+}
+
+/// A command line clap refused: help and version as clap prints them; anything
+/// else as one line (`berth: <what is wrong> (see --help)`), exit 125 for `run`
+/// and `exec` (berth failed before the process ran) and 1 for the other verbs.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ");
+    let verb = std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .find(|a| matches!(a.as_str(), "run" | "exec"));
+    match &verb {
+        Some(v) => eprintln!("berth: {v}: {first} (see berth {v} --help)"),
+        None => eprintln!("berth: {first} (see berth --help)"),
+    }
+    ExitCode::from(if verb.is_some() { 125 } else { 1 })
 }
 
 /// `berth inspect x | head`: when the reader of stdout goes away, end quietly with

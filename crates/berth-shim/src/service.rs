@@ -996,13 +996,27 @@ impl Task for Service {
                 format!("process {} already finished", proc.id),
             ));
         }
-        let sig = nix::sys::signal::Signal::try_from(req.signal as i32).map_err(|_| {
-            fail(
-                WireErrorKind::InvalidArgument,
-                "kill",
-                format!("invalid signal {}", req.signal),
-            )
-        })?;
+        let raw = req.signal as i32;
+        let Ok(sig) = nix::sys::signal::Signal::try_from(raw) else {
+            // Real-time signals (SIGRTMIN+3 is systemd's stop signal): nix and
+            // libcontainer name none of them, so they go out as numbers.
+            if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&raw) {
+                return Err(fail(
+                    WireErrorKind::InvalidArgument,
+                    "kill",
+                    format!("invalid signal {}", req.signal),
+                ));
+            }
+            let pids = if proc.id == INIT_PROCESS_ID && req.all {
+                self.container_pids("kill")?
+            } else {
+                vec![proc.pid()]
+            };
+            for pid in pids.into_iter().filter(|p| *p > 0) {
+                sys::kill_raw(pid, raw).map_err(|e| fail(WireErrorKind::Internal, "kill", e))?;
+            }
+            return Ok(api::Empty::new());
+        };
         if proc.id == INIT_PROCESS_ID {
             let mut container = self.container("kill")?;
             container
@@ -1096,22 +1110,11 @@ impl Task for Service {
     }
 
     fn pids(&self, _ctx: &TtrpcContext, _req: api::PidsRequest) -> TResult<api::PidsResponse> {
-        let container = self.container("pids")?;
-        let config = container
-            .spec()
-            .map_err(|e| fail(WireErrorKind::Internal, "pids", e))?;
-        let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-            cgroup_path: config.cgroup_path.clone(),
-            systemd_cgroup: false,
-            container_name: self.id.to_string(),
-        })
-        .map_err(|e| fail(WireErrorKind::Internal, "pids: open cgroup", e))?;
-        let pids = libcgroups::common::CgroupManager::get_all_pids(&manager)
-            .map_err(|e| fail(WireErrorKind::Internal, "pids: read cgroup", e))?;
+        let pids = self.container_pids("pids")?;
         let mut resp = api::PidsResponse::new();
         for pid in pids {
             let mut info = containerd_shim_protos::api::ProcessInfo::new();
-            info.pid = pid.as_raw() as u32;
+            info.pid = pid as u32;
             resp.processes.push(info);
         }
         Ok(resp)

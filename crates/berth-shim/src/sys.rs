@@ -298,6 +298,16 @@ fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Sends signal number `sig` (a real-time one, which nix does not name) to `pid`.
+pub fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sets the loopback interface up in the network namespace of process `pid`.
 /// Joins that namespace for good: call it only from a single-threaded process that
 /// is about to exit (the helper).

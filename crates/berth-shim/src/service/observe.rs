@@ -86,6 +86,23 @@ impl Service {
         Ok(())
     }
 
+    /// Every process in the container's cgroup.
+    pub(super) fn container_pids(&self, step: &str) -> TResult<Vec<i32>> {
+        let container = self.container(step)?;
+        let config = container
+            .spec()
+            .map_err(|e| fail(WireErrorKind::Internal, step, e))?;
+        let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path: config.cgroup_path.clone(),
+            systemd_cgroup: false,
+            container_name: self.id.to_string(),
+        })
+        .map_err(|e| fail(WireErrorKind::Internal, step, format!("open cgroup: {e}")))?;
+        let pids = libcgroups::common::CgroupManager::get_all_pids(&manager)
+            .map_err(|e| fail(WireErrorKind::Internal, step, format!("read cgroup: {e}")))?;
+        Ok(pids.into_iter().map(|p| p.as_raw()).collect())
+    }
+
     fn not_checkpointing(&self, step: &str) -> TResult<()> {
         if self.checkpointing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(fail(
