@@ -29,6 +29,7 @@ use crate::reaper::Reaper;
 use crate::{fixups, helper, mounts, sys};
 
 mod checkpoint;
+pub(crate) use checkpoint::kill_and_remove_cgroup;
 mod observe;
 
 type TResult<T> = ttrpc::Result<T>;
@@ -393,6 +394,7 @@ impl Service {
         let [i, o, e] = stdio;
         cmd.stdin(i).stdout(o).stderr(e);
         sys::pass_fd3(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&report_w), false);
+        sys::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| fail(WireErrorKind::Internal, "start helper", e))?;

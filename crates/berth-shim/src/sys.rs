@@ -43,6 +43,22 @@ pub fn pass_fd3(cmd: &mut Command, fd: RawFd, new_session: bool) {
     }
 }
 
+/// Arranges for the child to be killed when the thread that spawned it exits
+/// (the shim's request thread, which waits for the helper): a helper whose shim
+/// was killed mid-create must not live on holding a half-made container.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only calls the
+    // async-signal-safe prctl; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Takes ownership of descriptor 3 as handed over by [`pass_fd3`].
 pub fn take_fd3() -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only inspects the descriptor.

@@ -398,6 +398,7 @@ impl Service {
         let [i, o, e] = stdio;
         cmd.stdin(i).stdout(o).stderr(e);
         sys::pass_fd3(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&report_w), false);
+        sys::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| fail(WireErrorKind::Internal, "start helper", e))?;
@@ -507,7 +508,7 @@ fn write_marker(images: &Path, marker: &serde_json::Value) -> TResult<()> {
 
 /// After a failed restore: kills whatever criu left in the container's cgroup
 /// (criu itself, half-restored tasks), then removes the cgroup.
-fn kill_and_remove_cgroup(spec: &Spec, id: &str) {
+pub(crate) fn kill_and_remove_cgroup(spec: &Spec, id: &str) {
     let Ok(config) = libcontainer::config::YoukiConfig::from_spec(spec, id) else {
         return;
     };
