@@ -421,3 +421,35 @@ fn realtime_signal_reaches_init() {
     env.berth(&["rm", &name]).code(0);
     env.finish();
 }
+
+/// `run --stop-timeout 1`: `stop` without `-t` kills a process that ignores
+/// SIGTERM after about a second, not Docker's default ten.
+#[test]
+fn stop_timeout_of_run_is_the_default_grace() {
+    let env = Env::new("lst");
+    let name = env.name("c");
+    env.berth(&[
+        "run",
+        "-d",
+        "--stop-timeout",
+        "1",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+    ])
+    .code(0);
+    eventually("trap set", Duration::from_secs(10), || {
+        env.berth(&["logs", &name]).out().contains("ready")
+    });
+    let start = std::time::Instant::now();
+    env.berth(&["stop", &name]).code(0);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(6), "stop took {took:?}");
+    let v = env.inspect(&name);
+    assert_eq!(v["State"]["ExitCode"], 137, "{v}");
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}

@@ -60,9 +60,10 @@ pub enum Command {
     },
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
     Stop {
-        /// Seconds to wait before SIGKILL.
-        #[arg(short, long, default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait before SIGKILL (default: the container's --stop-timeout,
+        /// else 10).
+        #[arg(short, long)]
+        time: Option<u64>,
         #[arg(required = true)]
         names: Vec<String>,
     },

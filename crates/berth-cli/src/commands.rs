@@ -98,7 +98,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Stop { time, names } => {
             let mut code = 0;
             for name in names {
-                match stop(&cli, &c, name, Duration::from_secs(*time)).await {
+                match stop(&cli, &c, name, *time).await {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
                         report("stop", name, &format!("{e:#}"));
@@ -375,6 +375,11 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
             return EXIT_BERTH;
         }
     };
+    if let Some(t) = a.stop_timeout {
+        let mut ann = spec.annotations().clone().unwrap_or_default();
+        ann.insert(STOP_TIMEOUT_ANNOTATION.to_owned(), t.to_string());
+        spec.set_annotations(Some(ann));
+    }
     if a.tty {
         set_console_size(&mut spec);
     }
@@ -767,8 +772,29 @@ async fn kill(
     Ok(())
 }
 
-async fn stop(cli: &Cli, c: &Client, name: &str, grace: Duration) -> Result<()> {
+/// The spec annotation that carries `run --stop-timeout`.
+const STOP_TIMEOUT_ANNOTATION: &str = "org.berth.stop-timeout";
+
+/// `run --stop-timeout` of `id`, from its record, if it was given.
+fn stop_timeout_of(cli: &Cli, id: &ContainerId) -> Option<u64> {
+    let path = cli
+        .data_root
+        .join("containers")
+        .join(id.as_str())
+        .join("config.json");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    rec.pointer("/spec/annotations")?
+        .get(STOP_TIMEOUT_ANNOTATION)?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// Stops `name`: SIGTERM, then SIGKILL after `grace` (`-t`), else the container's
+/// `--stop-timeout`, else 10 s.
+async fn stop(cli: &Cli, c: &Client, name: &str, grace: Option<u64>) -> Result<()> {
     let id = names::resolve(&cli.data_root, name)?;
+    let grace = Duration::from_secs(grace.or_else(|| stop_timeout_of(cli, &id)).unwrap_or(10));
     let info = c.state(&id).await?;
     if !matches!(
         info.status,
