@@ -497,8 +497,10 @@ async fn attach(
     match waited {
         Ok(exit) => exit.code,
         Err(e) => {
-            report_berth("wait", &e);
-            EXIT_BERTH as i32
+            // The process ran; its exit is unknown (its shim is gone): 255, never
+            // 125, which says the process never ran.
+            report_berth(if process.is_init() { "run" } else { "exec" }, &e);
+            255
         }
     }
 }

@@ -236,31 +236,50 @@ fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<(Vec<Event>
 }
 
 /// Appends the exit of a container whose shim is gone (the shim, the journal's
-/// only other writer, is dead), continuing its sequence.
+/// only other writer, is dead), continuing its sequence: first an exit with the
+/// same status for every exec that started and has none, then init's.
 pub fn append_exit(
     path: &std::path::Path,
     id: &berth_types::ContainerId,
     exit: &berth_types::ExitStatus,
 ) -> std::io::Result<()> {
     use std::io::Write;
-    let seq = read_all(path).last().map_or(1, |e| e.seq + 1);
-    let ev = Event {
-        seq,
-        time: exit.exited_at,
-        id: id.clone(),
-        kind: EventKind::Exit,
-        process_id: Some(berth_types::ProcessId::init()),
-        pid: None,
-        exit_code: Some(exit.code),
-        oom_killed: Some(exit.oom_killed),
+    let events = read_all(path);
+    let mut seq = events.last().map_or(1, |e| e.seq + 1);
+    let ended = |p: &berth_types::ProcessId| {
+        events
+            .iter()
+            .any(|e| e.kind == EventKind::Exit && e.process_id.as_ref() == Some(p))
     };
-    let mut line = serde_json::to_vec(&ev).map_err(std::io::Error::other)?;
-    line.push(b'\n');
+    let mut running: Vec<berth_types::ProcessId> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::ExecStarted)
+        .filter_map(|e| e.process_id.clone())
+        .filter(|p| !p.is_init() && !ended(p))
+        .collect();
+    running.dedup();
+    running.push(berth_types::ProcessId::init());
+    let mut out = Vec::new();
+    for process in running {
+        let ev = Event {
+            seq,
+            time: exit.exited_at,
+            id: id.clone(),
+            kind: EventKind::Exit,
+            process_id: Some(process),
+            pid: None,
+            exit_code: Some(exit.code),
+            oom_killed: Some(exit.oom_killed),
+        };
+        seq += 1;
+        out.extend(serde_json::to_vec(&ev).map_err(std::io::Error::other)?);
+        out.push(b'\n');
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?
-        .write_all(&line)
+        .write_all(&out)
 }
 
 /// Every event in the journal at `path` (for `berth events` and catch-up).
