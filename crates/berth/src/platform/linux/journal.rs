@@ -245,7 +245,7 @@ pub fn append_exit(
 ) -> std::io::Result<()> {
     use std::io::Write;
     let events = read_all(path);
-    let mut seq = events.last().map_or(1, |e| e.seq + 1);
+    let first = events.last().map_or(1, |e| e.seq + 1);
     let ended = |p: &berth_types::ProcessId| {
         events
             .iter()
@@ -260,7 +260,7 @@ pub fn append_exit(
     running.dedup();
     running.push(berth_types::ProcessId::init());
     let mut out = Vec::new();
-    for process in running {
+    for (seq, process) in (first..).zip(running) {
         let ev = Event {
             seq,
             time: exit.exited_at,
@@ -271,7 +271,6 @@ pub fn append_exit(
             exit_code: Some(exit.code),
             oom_killed: Some(exit.oom_killed),
         };
-        seq += 1;
         out.extend(serde_json::to_vec(&ev).map_err(std::io::Error::other)?);
         out.push(b'\n');
     }
