@@ -906,3 +906,41 @@ fn one_stopped_shim_does_not_block_ps_for_the_others() {
     env.berth(&args).code(0);
     env.finish();
 }
+
+/// A shim killed while an exec runs: the exec reads exited 255 (unknown) like
+/// init, never running forever; an attached exec exits 255, not 125.
+#[test]
+fn execs_of_a_lost_shim_read_exited_255() {
+    let env = Env::new("rle");
+    let name = env.name("c");
+    env.berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+        .code(0);
+    env.berth(&[
+        "exec",
+        "-d",
+        "--process-id",
+        "bg",
+        &name,
+        "--",
+        "sleep",
+        "1000",
+    ])
+    .code(0);
+    let shim = shim_pid(&env, &name);
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = kill(Pid::from_raw(shim), Signal::SIGKILL);
+    });
+    let out = env.berth(&["exec", &name, "--", "sh", "-c", "echo up; sleep 100"]);
+    killer.join().unwrap();
+    out.code(255);
+    assert_eq!(out.out(), "up\n");
+    let v = env.inspect(&name);
+    assert_eq!(v["State"]["ExitCode"], 255, "{v}");
+    for p in v["Processes"].as_array().unwrap() {
+        assert_eq!(p["Status"], "exited", "{p}");
+        assert_eq!(p["ExitCode"], 255, "{p}");
+    }
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}
