@@ -468,3 +468,25 @@ fn live_stats_table_redraws_the_row_in_a_terminal() {
     env.berth(&["rm", "-f", &name]).code(0);
     env.finish();
 }
+
+/// `logs --tail N` counts output that ends without a newline as a line.
+#[test]
+fn tail_counts_an_unterminated_last_line() {
+    let env = Env::new("otl");
+    let name = env.name("c");
+    env.berth(&[
+        "run",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "printf '1\\n2\\n3\\n4\\n5'",
+    ])
+    .code(0);
+    assert_eq!(env.berth(&["logs", "--tail", "0", &name]).ok(), "");
+    assert_eq!(env.berth(&["logs", "--tail", "1", &name]).ok(), "5");
+    assert_eq!(env.berth(&["logs", "--tail", "2", &name]).ok(), "4\n5");
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}

@@ -164,15 +164,19 @@ pub async fn logs(data_root: &Path, c: &Client, a: &LogsArgs) -> Result<()> {
         records.retain(|r| record_time(r) >= since);
     }
     if let Some(n) = a.tail {
-        // Keep the records of the last n complete lines.
+        // Keep the records of the last n lines; output that ends without a
+        // newline is a line too, as Docker counts.
         let mut lines = 0;
         let mut start = records.len();
+        let last = records.len().saturating_sub(1);
         for (i, r) in records.iter().enumerate().rev() {
-            if let Record::Output { partial: false, .. } = r {
-                if lines == n {
-                    break;
+            if let Record::Output { partial, .. } = r {
+                if !partial || i == last {
+                    if lines == n {
+                        break;
+                    }
+                    lines += 1;
                 }
-                lines += 1;
             }
             start = i;
         }
