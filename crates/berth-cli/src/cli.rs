@@ -25,7 +25,7 @@ pub struct Cli {
     /// Shorthand for --log-level debug.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Log kept per process (64m, 1g); past it the oldest output goes.
+    /// Log kept per process, on disk (64m, 1g); past it the oldest output goes.
     #[arg(long, global = true, default_value = "100m")]
     pub log_max: String,
     /// The criu binary for checkpoints (default: criu on PATH).
