@@ -453,3 +453,24 @@ fn attached_run_reports_137_when_killed_from_outside() {
     assert_eq!(status.code(), Some(137));
     env.finish();
 }
+
+/// `berth info` says what the host supports, one fact a line.
+#[test]
+fn info_describes_the_host() {
+    let env = Env::new("inf");
+    let out = env.berth(&["info"]).ok();
+    for key in [
+        "Kernel:",
+        "Cgroups:",
+        "Controllers:",
+        "Overlayfs:",
+        "Seccomp:",
+        "User namespaces:",
+        "CRIU:",
+        "Shim:",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(key)), "{key} missing:\n{out}");
+    }
+    assert!(out.contains("memory"), "{out}");
+    env.finish();
+}

@@ -104,6 +104,9 @@ pub enum Command {
     Spec,
     /// Print version information.
     Version,
+    /// Show what this host supports: cgroups, overlayfs, seccomp, user
+    /// namespaces, criu.
+    Info,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use crate::{names, output, term};
 /// Exit code of berth's own failures before the process ran.
 const EXIT_BERTH: u8 = 125;
 
-fn shim_binary() -> PathBuf {
+pub(crate) fn shim_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("BERTH_SHIM") {
         return PathBuf::from(p);
     }
@@ -150,6 +150,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             println!("berth version {}", env!("CARGO_PKG_VERSION"));
             0
         }
+        Command::Info => crate::info::print(&cli),
     }
 }
 

@@ -6,6 +6,7 @@ mod checkpoint;
 mod cli;
 mod commands;
 mod image;
+mod info;
 mod logs;
 mod names;
 mod observe;
