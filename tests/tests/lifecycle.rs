@@ -453,3 +453,20 @@ fn stop_timeout_of_run_is_the_default_grace() {
     env.berth(&["rm", &name]).code(0);
     env.finish();
 }
+
+/// SIGKILL ends a paused container even after another signal was sent to it
+/// (the frozen task only dies once thawed).
+#[test]
+fn sigkill_ends_a_paused_container_after_other_signals() {
+    let env = Env::new("lpk");
+    let name = env.name("c");
+    env.berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+        .code(0);
+    env.berth(&["pause", &name]).code(0);
+    env.berth(&["kill", "-s", "TERM", &name]).code(0);
+    env.berth(&["kill", "-s", "KILL", &name]).code(0);
+    let v = env.wait_status(&name, "exited", Duration::from_secs(10));
+    assert_eq!(v["State"]["ExitCode"], 137, "{v}");
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}

@@ -469,7 +469,10 @@ fn info_describes_the_host() {
         "CRIU:",
         "Shim:",
     ] {
-        assert!(out.lines().any(|l| l.starts_with(key)), "{key} missing:\n{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(key)),
+            "{key} missing:\n{out}"
+        );
     }
     assert!(out.contains("memory"), "{out}");
     env.finish();

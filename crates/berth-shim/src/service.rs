@@ -1034,6 +1034,10 @@ impl Task for Service {
                 format!("process {} has not started", proc.id),
             ));
         }
+        // A frozen process dies of SIGKILL only once thawed (as runc does it).
+        if sig == nix::sys::signal::Signal::SIGKILL && self.frozen() {
+            let _ = self.freeze("kill", libcgroups::common::FreezerState::Thawed);
+        }
         Ok(api::Empty::new())
     }
 
