@@ -1572,3 +1572,58 @@ fn shim_socket_is_removed_after_delete() {
         sock.display()
     );
 }
+
+/// `ctr run --log-uri`: `file://` appends both streams to the file; `binary://`
+/// hands them to a logging binary on its descriptors 3 and 4, with the
+/// container's id and namespace in its environment (as nerdctl uses it).
+#[test]
+fn log_uri_file_and_binary() {
+    let c = Ctrd::new();
+    let file = c.base.join("out.log");
+    let uri = format!("file://{}", file.display());
+    c.run(
+        &["--rm", "--log-uri", &uri],
+        "lf",
+        &["sh", "-c", "echo to-out; echo to-err >&2"],
+    )
+    .ok();
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        text.contains("to-out") && text.contains("to-err"),
+        "{text:?}"
+    );
+
+    let logger = c.base.join("logger.sh");
+    let got = c.base.join("binary.log");
+    std::fs::write(
+        &logger,
+        format!(
+            "#!/bin/sh\necho \"id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE arg=$1\" >{got}\n\
+             exec 5>&-\ncat <&3 >>{got} &\ncat <&4 >>{got}\nwait\n",
+            got = got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let uri = format!("binary://{}?tag", logger.display());
+    c.run(
+        &["--rm", "--log-uri", &uri],
+        "lb",
+        &["sh", "-c", "echo bin-out; echo bin-err >&2"],
+    )
+    .ok();
+    let mut text = String::new();
+    eventually(
+        "the logger wrote both streams",
+        Duration::from_secs(10),
+        || {
+            text = std::fs::read_to_string(&got).unwrap_or_default();
+            text.contains("bin-out") && text.contains("bin-err")
+        },
+    );
+    assert!(
+        text.starts_with(&format!("id=lb ns={} arg=tag", c.ns)),
+        "{text:?}"
+    );
+    c.finish();
+}

@@ -528,6 +528,9 @@ impl Service {
             *proc.stdin_closer.lock().unwrap() = Some(closer_w);
             Stdio::from(r)
         };
+        if let Some((out, err)) = self.log_uri_stdio(&proc.stdout)? {
+            return Ok(([child_in, out, err], None));
+        }
         let mut outs = Vec::with_capacity(2);
         for (path, stream) in [(&proc.stdout, "stdout"), (&proc.stderr, "stderr")] {
             let fifo = (!path.is_empty()).then(|| PathBuf::from(path));
@@ -543,6 +546,67 @@ impl Service {
         let err = outs.pop().unwrap();
         let out = outs.pop().unwrap();
         Ok(([child_in, out, err], None))
+    }
+
+    /// containerd's `--log-uri` in place of FIFOs: `file:///path` (both streams
+    /// appended to the file) or `binary:///path?flag=value` (a logging binary that
+    /// reads stdout and stderr on its descriptors 3 and 4 and closes 5 when ready,
+    /// with CONTAINER_ID and CONTAINER_NAMESPACE set). `None` for a plain path.
+    fn log_uri_stdio(&self, uri: &str) -> TResult<Option<(Stdio, Stdio)>> {
+        const STEP: &str = "open log uri";
+        let err = |e: std::io::Error| fail(WireErrorKind::Internal, STEP, format!("{uri}: {e}"));
+        if let Some(path) = uri.strip_prefix("file://") {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(path)
+                .map_err(err)?;
+            let f2 = f.try_clone().map_err(err)?;
+            return Ok(Some((Stdio::from(f), Stdio::from(f2))));
+        }
+        let Some(rest) = uri.strip_prefix("binary://") else {
+            return Ok(None);
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut args = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            args.push(k.to_owned());
+            if !v.is_empty() {
+                args.push(v.to_owned());
+            }
+        }
+        let (out_r, out_w) = io::pipe().map_err(err)?;
+        let (err_r, err_w) = io::pipe().map_err(err)?;
+        let (ready_r, ready_w) = io::pipe().map_err(err)?;
+        let namespace = self
+            .paths
+            .runtime_root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut cmd = Command::new(path);
+        cmd.args(&args)
+            .env("CONTAINER_ID", self.id.as_str())
+            .env("CONTAINER_NAMESPACE", namespace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        use std::os::fd::AsRawFd;
+        sys::pass_fds_from_3(
+            &mut cmd,
+            [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()],
+        );
+        let child = cmd.spawn().map_err(err)?;
+        self.reaper.spawned();
+        drop(child);
+        drop((out_r, err_r, ready_w));
+        // Ready when it closes its end (or exits).
+        let mut sink = Vec::new();
+        let _ = File::from(ready_r).read_to_end(&mut sink);
+        Ok(Some((Stdio::from(out_w), Stdio::from(err_w))))
     }
 
     fn log(&self, proc_id: &str) -> TResult<Option<Arc<Mutex<Log>>>> {

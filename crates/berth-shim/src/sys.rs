@@ -59,6 +59,32 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Arranges for the child to get `fds[i]` as descriptor `3 + i` (a containerd
+/// logging binary's stdout, stderr and ready pipes).
+pub fn pass_fds_from_3(cmd: &mut Command, fds: [RawFd; 3]) {
+    // SAFETY: the closure runs between fork and exec and only calls the
+    // async-signal-safe fcntl and dup2; it allocates nothing. The sources are first
+    // copied above 9, close-on-exec, so that no dup2 overwrites a source still to
+    // be copied and no extra copy outlives the exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = [0; 3];
+            for (h, fd) in high.iter_mut().zip(fds) {
+                *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                if *h < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (i, h) in high.into_iter().enumerate() {
+                if libc::dup2(h, 3 + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Takes ownership of descriptor 3 as handed over by [`pass_fd3`].
 pub fn take_fd3() -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only inspects the descriptor.
