@@ -1627,3 +1627,17 @@ fn log_uri_file_and_binary() {
     );
     c.finish();
 }
+
+/// `ctr run --null-io`: output nobody takes can still be written (libcontainer
+/// would reopen a /dev/null stdout read-only and every write would fail).
+#[test]
+fn null_io_output_is_writable() {
+    let c = Ctrd::new();
+    c.run(
+        &["--rm", "--null-io"],
+        "nio",
+        &["sh", "-c", "echo out && echo err >&2"],
+    )
+    .ok();
+    c.finish();
+}

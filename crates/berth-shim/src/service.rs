@@ -533,11 +533,10 @@ impl Service {
         }
         let mut outs = Vec::with_capacity(2);
         for (path, stream) in [(&proc.stdout, "stdout"), (&proc.stderr, "stderr")] {
+            // Output nobody takes still goes through a pipe we drain: libcontainer
+            // reopens a /dev/null stdout or stderr inside the container read-only,
+            // and every write of the process would fail.
             let fifo = (!path.is_empty()).then(|| PathBuf::from(path));
-            if fifo.is_none() && log.is_none() {
-                outs.push(Stdio::null());
-                continue;
-            }
             let (r, w) = io::pipe().map_err(io_err("create output pipe"))?;
             io::copy_out(&proc.io, File::from(r), fifo, log.clone(), stream)
                 .map_err(io_err("open output fifo"))?;
