@@ -31,7 +31,7 @@ const IMAGE: &str = "docker.io/library/berth-e2e:latest";
 const SHIM: &str = "containerd-shim-berth-v1";
 /// Where berth's shim keeps libcontainer's state under containerd.
 const SHIM_RUNTIME_ROOT: &str = "/run/berth-containerd";
-/// Where berth's shim puts its socket under containerd (`berth-<ns>-<id>`).
+/// Where berth's shim puts its socket under containerd (`berth-<ns>@<id>`).
 const SHIM_SOCKET_DIR: &str = "/run/containerd/s";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -510,7 +510,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     }
 
     fn shim_socket(&self, id: &str) -> PathBuf {
-        Path::new(SHIM_SOCKET_DIR).join(format!("berth-{}-{id}", self.ns))
+        Path::new(SHIM_SOCKET_DIR).join(format!("berth-{}@{id}", self.ns))
     }
 
     /// Starts `ctr events` and waits until it is subscribed (a namespace label
@@ -689,7 +689,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     }
 
     fn shim_sockets(&self) -> Vec<PathBuf> {
-        let prefix = format!("berth-{}-", self.ns);
+        let prefix = format!("berth-{}@", self.ns);
         std::fs::read_dir(SHIM_SOCKET_DIR)
             .map(|rd| {
                 rd.flatten()

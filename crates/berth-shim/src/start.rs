@@ -19,11 +19,41 @@ pub fn socket_path(flags: &Flags) -> Result<PathBuf> {
     if let Some(state) = std::env::var_os(ENV_STATE_DIR) {
         return Ok(PathBuf::from(state).join("shim.sock"));
     }
-    // Under containerd: a short path under containerd's own socket dir, unique per
-    // namespace and container.
-    let name = format!("berth-{}-{}", flags.namespace, flags.id);
-    let name: String = name.chars().take(90).collect();
-    Ok(PathBuf::from("/run/containerd/s").join(name))
+    Ok(PathBuf::from(SOCKET_DIR).join(socket_name(&flags.namespace, &flags.id)))
+}
+
+/// containerd's socket dir.
+const SOCKET_DIR: &str = "/run/containerd/s";
+
+/// The socket's name under containerd: `berth-<namespace>@<id>` (`@` is in
+/// neither, so no two pairs share a name), or, when that path would not fit a
+/// unix socket address (108 bytes), `berth-<FNV-1a hash of both>`.
+fn socket_name(namespace: &str, id: &str) -> String {
+    let name = format!("berth-{namespace}@{id}");
+    if SOCKET_DIR.len() + 1 + name.len() < 108 {
+        return name;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes().chain([b'@']).chain(id.bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("berth-{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_names_are_unique_and_fit() {
+        assert_eq!(socket_name("k8s.io", "abc"), "berth-k8s.io@abc");
+        assert_ne!(socket_name("brk-x", "c1"), socket_name("brk", "x-c1"));
+        let long = "a".repeat(200);
+        let name = socket_name("default", &long);
+        assert!(SOCKET_DIR.len() + 1 + name.len() < 108, "{name}");
+        assert_ne!(name, socket_name("default", &"b".repeat(200)));
+    }
 }
 
 pub fn start(flags: &Flags) -> Result<()> {
