@@ -41,21 +41,6 @@ fn socket_name(namespace: &str, id: &str) -> String {
     format!("berth-{hash:016x}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn socket_names_are_unique_and_fit() {
-        assert_eq!(socket_name("k8s.io", "abc"), "berth-k8s.io@abc");
-        assert_ne!(socket_name("brk-x", "c1"), socket_name("brk", "x-c1"));
-        let long = "a".repeat(200);
-        let name = socket_name("default", &long);
-        assert!(SOCKET_DIR.len() + 1 + name.len() < 108, "{name}");
-        assert_ne!(name, socket_name("default", &"b".repeat(200)));
-    }
-}
-
 pub fn start(flags: &Flags) -> Result<()> {
     let path = socket_path(flags)?;
     if let Some(dir) = path.parent() {
@@ -132,4 +117,19 @@ pub fn delete(flags: &Flags) -> Result<()> {
     let bytes = resp.write_to_bytes().context("encode delete response")?;
     std::io::stdout().write_all(&bytes)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_names_are_unique_and_fit() {
+        assert_eq!(socket_name("k8s.io", "abc"), "berth-k8s.io@abc");
+        assert_ne!(socket_name("brk-x", "c1"), socket_name("brk", "x-c1"));
+        let long = "a".repeat(200);
+        let name = socket_name("default", &long);
+        assert!(SOCKET_DIR.len() + 1 + name.len() < 108, "{name}");
+        assert_ne!(name, socket_name("default", &"b".repeat(200)));
+    }
 }
