@@ -1641,3 +1641,29 @@ fn null_io_output_is_writable() {
     .ok();
     c.finish();
 }
+
+/// /tasks/delete carries the time the task exited (as the runc shim sends it),
+/// not the time of the delete.
+#[test]
+fn delete_event_carries_the_exit_time() {
+    let mut c = Ctrd::new();
+    let tap = c.tap();
+    c.run_detached("dt", &["true"]);
+    let exit = tap.wait_for(&c.ns, "/tasks/exit of dt", |e| {
+        e.topic == "/tasks/exit" && e.body["container_id"] == "dt"
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    c.ctr(&["task", "delete", "dt"]).ok();
+    let del = tap.wait_for(&c.ns, "/tasks/delete of dt", |e| {
+        e.topic == "/tasks/delete" && e.body["container_id"] == "dt"
+    });
+    assert_eq!(
+        del.body["exited_at"],
+        exit.body["exited_at"],
+        "{}",
+        tap.text()
+    );
+    c.ctr(&["container", "rm", "dt"]).ok();
+    drop(tap);
+    c.finish();
+}

@@ -22,6 +22,10 @@ pub struct Detail<'a> {
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
     pub oom_killed: Option<bool>,
+    /// When the process exited, for a delete forwarded to containerd (whose
+    /// TaskDelete carries the exit time); the journal's own entry is timed as
+    /// always.
+    pub exited_at: Option<chrono::DateTime<Utc>>,
 }
 
 impl Journal {
@@ -71,7 +75,10 @@ impl Journal {
         self.file.write_all(&line)?;
         self.next_seq += 1;
         if let Some(f) = &self.forwarder {
-            f.send(&ev);
+            match d.exited_at {
+                Some(time) => f.send(&Event { time, ..ev.clone() }),
+                None => f.send(&ev),
+            }
         }
         Ok(ev)
     }

@@ -492,6 +492,7 @@ impl Service {
                         pid: Some(proc.pid()),
                         exit_code: Some(exit.code),
                         oom_killed: Some(exit.oom_killed),
+                        exited_at: Some(exit.exited_at),
                     },
                 );
                 st.exit = Some(exit);
@@ -1146,6 +1147,7 @@ impl Task for Service {
                     process_id: Some(INIT_PROCESS_ID),
                     pid: Some(proc.pid()),
                     exit_code: Some(exit.code),
+                    exited_at: Some(exit.exited_at),
                     ..Default::default()
                 },
             );
