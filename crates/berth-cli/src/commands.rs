@@ -730,22 +730,26 @@ async fn ps(c: &Client, a: &PsArgs) -> Result<()> {
     Ok(())
 }
 
-async fn inspect_one(cli: &Cli, c: &Client, name: &str) -> Result<serde_json::Value> {
-    let id = names::resolve(&cli.data_root, name)?;
-    let info = c.state(&id).await?;
-    // The record holds the spec as run under "spec". `Spec::load` of the record itself
-    // succeeds too (every field of Spec is optional) but yields an empty spec, so the
-    // record's "spec" comes first.
+/// The spec `id` runs with, from its record. The record holds it under "spec";
+/// `Spec::load` of the record itself succeeds too (every field of Spec is
+/// optional) but yields an empty spec, so the record's "spec" comes first.
+fn record_spec(cli: &Cli, id: &ContainerId) -> Option<oci_spec::runtime::Spec> {
     let path = cli
         .data_root
         .join("containers")
         .join(id.as_str())
         .join("config.json");
-    let spec = (|| {
+    (|| {
         let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
         serde_json::from_value::<oci_spec::runtime::Spec>(rec.get("spec")?.clone()).ok()
     })()
-    .or_else(|| oci_spec::runtime::Spec::load(&path).ok());
+    .or_else(|| oci_spec::runtime::Spec::load(&path).ok())
+}
+
+async fn inspect_one(cli: &Cli, c: &Client, name: &str) -> Result<serde_json::Value> {
+    let id = names::resolve(&cli.data_root, name)?;
+    let info = c.state(&id).await?;
+    let spec = record_spec(cli, &id);
     let mut value = output::inspect(&info, spec.as_ref());
     if let Some(procs) = value.get_mut("Processes").and_then(|p| p.as_array_mut()) {
         procs.extend(output::exec_processes(
@@ -780,15 +784,10 @@ const STOP_TIMEOUT_ANNOTATION: &str = "org.berth.stop-timeout";
 
 /// `run --stop-timeout` of `id`, from its record, if it was given.
 fn stop_timeout_of(cli: &Cli, id: &ContainerId) -> Option<u64> {
-    let path = cli
-        .data_root
-        .join("containers")
-        .join(id.as_str())
-        .join("config.json");
-    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    rec.pointer("/spec/annotations")?
+    record_spec(cli, id)?
+        .annotations()
+        .as_ref()?
         .get(STOP_TIMEOUT_ANNOTATION)?
-        .as_str()?
         .parse()
         .ok()
 }

@@ -89,27 +89,22 @@ pub fn delete(flags: &Flags) -> Result<()> {
         let _ = c.kill(nix::sys::signal::Signal::SIGKILL, true);
         let _ = c.delete(true);
     }
-    // A shim killed mid-create leaves what libcontainer cannot load: whatever is
-    // in the container's cgroup, the cgroup, and libcontainer's state dir.
     let bundle = flags
         .bundle
         .clone()
         .or_else(|| std::env::current_dir().ok());
-    if let Some(spec) =
-        bundle.and_then(|b| oci_spec::runtime::Spec::load(b.join("config.json")).ok())
+    // A shim killed mid-create leaves what libcontainer cannot load: whatever is
+    // in the container's cgroup, the cgroup, and libcontainer's state dir.
+    if let Some(spec) = bundle
+        .as_ref()
+        .and_then(|b| oci_spec::runtime::Spec::load(b.join("config.json")).ok())
     {
         crate::service::kill_and_remove_cgroup(&spec, &flags.id);
     }
     let _ = std::fs::remove_dir_all(root.join(&flags.id));
     // Under containerd the shim mounted the rootfs; a lost shim leaves it mounted.
-    if std::env::var_os(ENV_STATE_DIR).is_none() {
-        let bundle = flags
-            .bundle
-            .clone()
-            .or_else(|| std::env::current_dir().ok());
-        if let Some(b) = bundle {
-            crate::mounts::unmount_all(&b.join("rootfs"));
-        }
+    if let Some(b) = bundle.filter(|_| std::env::var_os(ENV_STATE_DIR).is_none()) {
+        crate::mounts::unmount_all(&b.join("rootfs"));
     }
     let mut resp = DeleteResponse::new();
     resp.exit_status = 137;

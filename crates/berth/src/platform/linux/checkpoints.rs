@@ -131,10 +131,9 @@ impl Platform {
         if std::fs::canonicalize(root).ok()? != std::fs::canonicalize(&ours).ok()? {
             return None;
         }
-        if super::layers::is_overlay_mount(&ours) {
-            return super::layers::upper_of(&ours);
-        }
-        Some(ours)
+        // berth's overlays always have an upper dir; a root that is none is the
+        // default root's own directory.
+        Some(super::layers::upper_of(&ours).unwrap_or(ours))
     }
 
     /// The checkpoint dir's parent, absolute: the shim works in another directory.
@@ -156,8 +155,6 @@ impl Platform {
         const OP: &str = "checkpoint";
         check_name(OP, id, name)?;
         let rec = self.record(OP, id)?;
-        let rootfs = self.writable_root(id, &rec.spec);
-        let (args, image) = (rec.args, rec.image);
         let parent = self.checkpoint_parent(id, dir);
         let path = parent.join(name);
         super::mkdir_private(&parent).map_err(super::io_err(OP, id, "create checkpoint dir"))?;
@@ -176,9 +173,7 @@ impl Platform {
             }
             Err(e) => return Err(super::io_err(OP, id, "create checkpoint dir")(e)),
         }
-        let mut written = self
-            .dump(id, name, &path, exit, (args, image), rootfs)
-            .await;
+        let mut written = self.dump(id, name, &path, exit, rec).await;
         if let Err(e) = &mut written {
             // criu's log goes with the checkpoint dir: keep it in the container's
             // record, where the error says it is.
@@ -207,8 +202,7 @@ impl Platform {
         name: &str,
         path: &Path,
         exit: bool,
-        (args, image): (Vec<String>, Option<String>),
-        rootfs: Option<PathBuf>,
+        rec: super::record::Record,
     ) -> Result<()> {
         const OP: &str = "checkpoint";
         let shim = self.shim(OP, id)?;
@@ -223,13 +217,15 @@ impl Platform {
             .criu
             .as_ref()
             .map(|c| c.to_string_lossy().into_owned());
-        let rootfs = rootfs.map(|r| r.to_string_lossy().into_owned());
+        let rootfs = self
+            .writable_root(id, &rec.spec)
+            .map(|r| r.to_string_lossy().into_owned());
         let marker = Marker {
             name: name.to_owned(),
             container: id.to_string(),
             created: Utc::now(),
-            args,
-            image,
+            args: rec.args,
+            image: rec.image,
             files: Default::default(),
         };
         let opts = CheckpointOptions {
