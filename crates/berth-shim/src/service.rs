@@ -237,6 +237,15 @@ pub fn serve(flags: &Flags) -> Result<()> {
             ));
         }
     }
+    // The helper runs from a read-only view of this binary (microseconds), set
+    // before the first request can arrive: a request that found none would seal a
+    // copy and exec it by a descriptor path that this assignment then closed.
+    let view = sys::readonly_self_view()
+        .map_err(
+            |e| tracing::debug!(error = %e, "no read-only view of the shim binary; sealing a copy"),
+        )
+        .ok();
+    let sealed_later = view.is_none();
     let (tx, rx) = mpsc::channel();
     let bundle = flags
         .bundle
@@ -250,7 +259,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         init: Mutex::new(None),
         execs: Mutex::new(HashMap::new()),
         bundle: Mutex::new(bundle),
-        helper_exe: Mutex::new(None),
+        helper_exe: Mutex::new(view),
         shutdown: Mutex::new(tx),
         rootfs: Mutex::new(None),
         checkpoint: Mutex::new(None),
@@ -265,16 +274,11 @@ pub fn serve(flags: &Flags) -> Result<()> {
         .context("listen")?
         .register_service(create_task(service.clone()));
     server.start().context("start ttrpc server")?;
-    // The helper runs from a read-only view of this binary (microseconds); where
-    // that is not available, from a sealed copy, made while the client is still
-    // preparing its first request.
-    match sys::readonly_self_view() {
-        Ok(fd) => *service.helper_exe.lock().unwrap() = Some(fd),
-        Err(e) => {
-            tracing::debug!(error = %e, "no read-only view of the shim binary; sealing a copy");
-            let s = service.clone();
-            std::thread::spawn(move || drop(s.helper_path()));
-        }
+    if sealed_later {
+        // Sealed while the client is still preparing its first request; whoever
+        // comes first makes the copy, under the lock, and it is never replaced.
+        let s = service.clone();
+        std::thread::spawn(move || drop(s.helper_path()));
     }
     let _ = rx.recv();
     service.busy.wait_idle(Duration::from_secs(2));
