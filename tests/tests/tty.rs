@@ -1,6 +1,7 @@
 //! Terminals: `run -t` and `exec -t` allocate a pty, its size follows the calling
 //! terminal (resizes included), `-it` is interactive, Ctrl-C is a byte through the
-//! container's line discipline, and the caller's terminal mode comes back after.
+//! container's line discipline, and the caller's terminal mode comes back after;
+//! `create -it` then `start -ai` is as interactive as `run -it`.
 //!
 //! The interactive tests drive the real CLI on a real terminal: a tmux server of the
 //! test's own (`tmux -L <socket>`), whose pane runs a host shell in which the test
@@ -296,6 +297,35 @@ fn run_it_size_follows_the_terminal_and_its_resizes() {
     save_mode(&t, &env, "after");
     assert_mode_restored(&env, "before", "after");
     drop(t);
+    env.finish();
+}
+
+/// `create -it` then `start -ai`: the terminal is the one `start` runs on (its
+/// size, then its resizes), typed lines reach the shell, and the mode comes back.
+#[test]
+fn create_it_then_start_ai_is_an_interactive_terminal() {
+    let env = Env::new("tcst");
+    let name = env.name("c");
+    env.berth(&["create", "-it", "--name", &name, "--", "sh"])
+        .code(0);
+    let t = Tmux::new(&env, 83, 25);
+    save_mode(&t, &env, "before");
+    t.line(&format!("berth start -ai {name}; echo rc=$?"));
+    t.wait_for("container prompt", |s| {
+        s.lines().any(|l| l.starts_with("# "))
+    });
+    let mut n = 0;
+    t.expect_size(&mut n, 83, 25, "start -ai at start");
+    t.resize(100, 33);
+    t.expect_size(&mut n, 100, 33, "start -ai after a resize");
+    t.line("echo h''i");
+    t.wait_line("hi");
+    t.line("exit 5");
+    assert_eq!(t.wait_rc("rc"), 5);
+    save_mode(&t, &env, "after");
+    assert_mode_restored(&env, "before", "after");
+    drop(t);
+    env.berth(&["rm", &name]).code(0);
     env.finish();
 }
 

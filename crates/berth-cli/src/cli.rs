@@ -39,6 +39,19 @@ pub struct Cli {
 pub enum Command {
     /// Create and start a container, attached unless -d.
     Run(Box<RunArgs>),
+    /// Create a container without starting it (run's options); prints its id.
+    Create(Box<RunArgs>),
+    /// Start created containers; attached (-a/-i), exit with the container's status.
+    Start {
+        /// Stream stdout and stderr, and exit with the container's status.
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach stdin too (a container created with -i); implies -a.
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// List containers.
     Ps(PsArgs),
     /// Show containers as JSON.

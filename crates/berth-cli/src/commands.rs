@@ -67,6 +67,12 @@ pub async fn dispatch(cli: Cli) -> u8 {
     let c = client(&cli);
     match &cli.command {
         Command::Run(args) => run(&cli, &c, args).await,
+        Command::Create(args) => create(&cli, &c, args).await,
+        Command::Start {
+            attach,
+            interactive,
+            names,
+        } => start(&cli, &c, *attach, *interactive, names).await,
         Command::Image(args) => crate::image::dispatch(&cli, args).await,
         Command::Checkpoint(cmd) => crate::checkpoint::dispatch(&cli, &c, cmd).await,
         Command::Ps(args) => exit_of("ps", "", ps(&c, args).await),
@@ -284,13 +290,19 @@ pub(crate) fn build_spec(
     Ok((spec, options))
 }
 
-async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
+/// What `run` and `create` make of their arguments: the id, the spec and the
+/// options. A problem is reported (as `verb`) and answered with `Err(())`.
+async fn prepare(
+    cli: &Cli,
+    a: &RunArgs,
+    verb: &str,
+) -> std::result::Result<(ContainerId, oci_spec::runtime::Spec, CreateOptions), ()> {
     let name = a.name.clone().unwrap_or_else(random_id);
     let id = match ContainerId::new(&name) {
         Ok(id) => id,
         Err(e) => {
-            report("run", "", &format!("invalid name: {e}"));
-            return EXIT_BERTH;
+            report(verb, "", &format!("invalid name: {e}"));
+            return Err(());
         }
     };
     // clap swallows the `--`; find it in the raw arguments to split IMAGE from CMD.
@@ -306,11 +318,11 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
         // `command` takes hyphen values so `-- CMD -x` works; a flag before any
         // IMAGE or `--` is one that clap did not know.
         report(
-            "run",
+            verb,
             id.as_str(),
             &format!("parse arguments: unknown flag: {first}"),
         );
-        return EXIT_BERTH;
+        return Err(());
     }
     if let Some(cp) = &a.checkpoint {
         let problem = if let Err(e) = ContainerId::new(cp) {
@@ -326,8 +338,8 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
             None
         };
         if let Some(problem) = problem {
-            report("run", id.as_str(), &problem);
-            return EXIT_BERTH;
+            report(verb, id.as_str(), &problem);
+            return Err(());
         }
     }
     let checkpoint = a.checkpoint.as_ref().map(|name| {
@@ -343,8 +355,8 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     // missing or incomplete checkpoint is the error (not "no command given").
     if let Some(cp) = checkpoint.as_ref().filter(|_| command.is_empty()) {
         if let Err(e) = berth::check_checkpoint(cp) {
-            report("run", id.as_str(), &format!("read checkpoint: {e}"));
-            return EXIT_BERTH;
+            report(verb, id.as_str(), &format!("read checkpoint: {e}"));
+            return Err(());
         }
     }
     // A checkpoint of an image's container comes back on that image's root.
@@ -372,8 +384,8 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     let (mut spec, options) = match built {
         Ok(s) => s,
         Err(e) => {
-            report("run", id.as_str(), &format!("{e:#}"));
-            return EXIT_BERTH;
+            report(verb, id.as_str(), &format!("{e:#}"));
+            return Err(());
         }
     };
     if let Some(t) = a.stop_timeout {
@@ -384,12 +396,19 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     if a.tty {
         set_console_size(&mut spec);
     }
+    Ok((id, spec, options))
+}
+
+/// The refusal of `-it` when this terminal is not one.
+const NOT_A_TTY: &str =
+    "attach terminal: the input device is not a TTY (drop -t, or run from a terminal)";
+
+async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
+    let Ok((id, spec, options)) = prepare(cli, a, "run").await else {
+        return EXIT_BERTH;
+    };
     if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        report(
-            "run",
-            id.as_str(),
-            &"attach terminal: the input device is not a TTY (drop -t, or run from a terminal)",
-        );
+        report("run", id.as_str(), &NOT_A_TTY);
         return EXIT_BERTH;
     }
     let stdio = StdioRequest {
@@ -416,6 +435,129 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
         }
     }
     code.clamp(0, 255) as u8
+}
+
+/// Spec annotations that keep `create -i` and `create --rm` for `start`.
+const OPEN_STDIN_ANNOTATION: &str = "org.berth.open-stdin";
+const AUTO_REMOVE_ANNOTATION: &str = "org.berth.auto-remove";
+
+/// `berth create`: a container with everything `run` would give it, defined but
+/// not started (nothing runs, nothing is mounted); prints its id.
+async fn create(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
+    if a.detach {
+        report(
+            "create",
+            "",
+            &"-d does not apply: create starts nothing (berth start does)",
+        );
+        return 1;
+    }
+    let Ok((id, mut spec, options)) = prepare(cli, a, "create").await else {
+        return 1;
+    };
+    let mut ann = spec.annotations().clone().unwrap_or_default();
+    for (on, key) in [
+        (a.interactive, OPEN_STDIN_ANNOTATION),
+        (a.rm, AUTO_REMOVE_ANNOTATION),
+    ] {
+        if on {
+            ann.insert(key.to_owned(), "true".to_owned());
+        }
+    }
+    if !ann.is_empty() {
+        spec.set_annotations(Some(ann));
+    }
+    match c.define(&id, &spec, &options).await {
+        Ok(()) => {
+            println!("{id}");
+            0
+        }
+        Err(e) => {
+            report_berth("create", &e);
+            1
+        }
+    }
+}
+
+/// `berth start`: starts created containers. Attached (`-a`, or `-i` for stdin
+/// too) it streams the one container's output and exits with its status, as
+/// `run` does; else it prints each name. A running container is left alone.
+async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names: &[String]) -> u8 {
+    let attached = attach_out || interactive;
+    if attached && names.len() > 1 {
+        report("start", "", &"-a and -i attach to one container: name one");
+        return 1;
+    }
+    let mut code = 0;
+    for name in names {
+        let id = match names::resolve(&cli.data_root, name) {
+            Ok(id) => id,
+            Err(e) => {
+                report("start", name, &format!("{e:#}"));
+                code = 1;
+                continue;
+            }
+        };
+        let spec = record_spec(cli, &id);
+        let flag = |key: &str| {
+            spec.as_ref()
+                .and_then(|s| s.annotations().as_ref()?.get(key).cloned())
+                .is_some_and(|v| v == "true")
+        };
+        let tty = spec
+            .as_ref()
+            .and_then(|s| s.process().as_ref()?.terminal())
+            .unwrap_or(false);
+        let stdin = interactive && flag(OPEN_STDIN_ANNOTATION);
+        match c.state(&id).await.map(|i| i.status) {
+            Ok(ContainerStatus::Running | ContainerStatus::Paused) if !attached => {
+                println!("{name}");
+                continue;
+            }
+            Ok(ContainerStatus::Running | ContainerStatus::Paused) => {
+                report(
+                    "start",
+                    id.as_str(),
+                    &"check state: the container is running already (see berth logs -f)",
+                );
+                return 1;
+            }
+            _ => {}
+        }
+        if tty && stdin && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            report("start", id.as_str(), &NOT_A_TTY);
+            return EXIT_BERTH;
+        }
+        let stdio = StdioRequest {
+            stdin,
+            stdout: attached,
+            stderr: attached,
+            terminal: tty,
+        };
+        let started = match c.start(&id, stdio).await {
+            Ok(s) => s,
+            Err(e) => {
+                report_berth("start", &e);
+                if attached {
+                    return e.exit_code() as u8;
+                }
+                code = 1;
+                continue;
+            }
+        };
+        if !attached {
+            println!("{name}");
+            continue;
+        }
+        let status = attach(c, &id, &ProcessId::init(), started.io, tty).await;
+        if flag(AUTO_REMOVE_ANNOTATION) {
+            if let Err(e) = c.delete(&id).await {
+                report_berth("start", &e);
+            }
+        }
+        return status.clamp(0, 255) as u8;
+    }
+    code
 }
 
 pub(crate) fn image_and_cmd(image: &[String], cmd: &[String]) -> String {
@@ -535,7 +677,17 @@ async fn exec(cli: &Cli, c: &Client, a: &ExecArgs) -> u8 {
     let (process_id, process) = match built {
         Ok(x) => x,
         Err(e) => {
-            report("exec", id.as_str(), &format!("{e:#}"));
+            // No bundle to read: say why, in the container's terms.
+            let why = match c.state(&id).await.map(|i| (i.status, i.pid)) {
+                Ok((ContainerStatus::Created, None)) => {
+                    "check state: the container is created but not started (start it first)".into()
+                }
+                Ok((ContainerStatus::Exited, _)) => {
+                    "check state: the container is not running".into()
+                }
+                _ => format!("{e:#}"),
+            };
+            report("exec", id.as_str(), &why);
             return EXIT_BERTH;
         }
     };
@@ -798,10 +950,13 @@ async fn stop(cli: &Cli, c: &Client, name: &str, grace: Option<u64>) -> Result<(
     let id = names::resolve(&cli.data_root, name)?;
     let grace = Duration::from_secs(grace.or_else(|| stop_timeout_of(cli, &id)).unwrap_or(10));
     let info = c.state(&id).await?;
+    let started = info.pid.is_some();
     if !matches!(
         info.status,
         ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Created
-    ) {
+    ) || !started
+    {
+        // Exited, or created and never started: nothing runs to stop.
         return Ok(());
     }
     match c.signal(&id, libc::SIGTERM).await {

@@ -53,6 +53,27 @@ impl Client {
         Ok(Created { pid, io })
     }
 
+    /// Defines `id` from `spec` without running anything (Docker's `create`): the
+    /// name is taken and the container is listed as created, with no process,
+    /// mount or cgroup, until [`Client::start`]. Linux only.
+    pub async fn define(
+        &self,
+        id: &ContainerId,
+        spec: &Spec,
+        options: &CreateOptions,
+    ) -> Result<()> {
+        self.platform.define(id, spec, options).await
+    }
+
+    /// Creates and starts a container [`Client::define`] defined, with `stdio`
+    /// attached, as [`Client::create`] does. A start that fails leaves it defined.
+    pub async fn start(&self, id: &ContainerId, stdio: StdioRequest) -> Result<Created> {
+        let span = tracing::info_span!("start", container_id = %id);
+        let (pid, io) =
+            tracing::Instrument::instrument(self.platform.start(id, stdio), span).await?;
+        Ok(Created { pid, io })
+    }
+
     /// Sends `signal` to init; SIGKILL kills every process of the container.
     pub async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
         self.platform.signal(id, signal).await

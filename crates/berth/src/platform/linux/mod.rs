@@ -3,6 +3,7 @@
 
 mod cgroup_prime;
 mod checkpoints;
+mod define;
 pub use checkpoints::check_images as check_checkpoint;
 mod journal;
 mod layers;
@@ -127,6 +128,9 @@ impl Platform {
         if let Some(s) = self.shims.lock().unwrap().get(id) {
             return Ok(s.clone());
         }
+        if self.is_defined(id) {
+            return Err(Self::not_started(op, id));
+        }
         let sock = paths::socket(&self.roots.state_dir(id));
         let s = Shim::connect(&sock).map_err(|e| {
             Error::new(
@@ -162,13 +166,26 @@ impl Platform {
         opts: &CreateOptions,
         stdio: StdioRequest,
     ) -> Result<(u32, ProcessIo)> {
+        self.create_from(id, spec, opts, stdio, None).await
+    }
+
+    /// Creates and starts `id`; `defined` is when `id` was defined, when it is a
+    /// defined container's start (its record holds the name already).
+    async fn create_from(
+        &self,
+        id: &ContainerId,
+        spec: &Spec,
+        opts: &CreateOptions,
+        stdio: StdioRequest,
+        defined: Option<DateTime<Utc>>,
+    ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "create";
         cgroup_prime::start();
         let state_dir = self.roots.state_dir(id);
         let data_dir = self.roots.data_dir(id);
         mkdir_private(&self.roots.state).map_err(io_err(OP, id, "create state root"))?;
         mkdir_private(&self.roots.containers_dir()).map_err(io_err(OP, id, "create data root"))?;
-        if data_dir.exists() {
+        if data_dir.exists() && defined.is_none() {
             return Err(Error::new(
                 OP,
                 id.as_str(),
@@ -181,12 +198,17 @@ impl Platform {
         if made
             .as_ref()
             .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
-            && abandoned(&state_dir, &data_dir)
+            && abandoned(&state_dir, &data_dir, defined.is_some())
         {
             // A create whose caller was killed before it wrote the record: nothing
-            // of it runs; take the name back.
+            // of it runs; take the name back. (Before a start, it can only be a
+            // killed define's lock: the definition is the record to keep.)
             tracing::debug!(container_id = %id, "removing an abandoned create");
-            self.teardown(id, &state_dir, &data_dir).await;
+            if defined.is_some() {
+                let _ = std::fs::remove_dir_all(&state_dir);
+            } else {
+                self.teardown(id, &state_dir, &data_dir).await;
+            }
             made = std::fs::DirBuilder::new().mode(0o700).create(&state_dir);
         }
         match made {
@@ -209,10 +231,12 @@ impl Platform {
             .and_then(|f| {
                 nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
             });
-        match self
-            .create_steps(id, spec, opts, stdio, &state_dir, &data_dir)
-            .await
-        {
+        if defined.is_some() {
+            // From here it is a container being made: one whose start is killed is
+            // cleaned up as any create's, and a failed start defines it again.
+            self.forget_definition(id);
+        }
+        match self.create_steps(id, spec, opts, stdio, defined).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 tracing::debug!(container_id = %id, error = %e, "create failed; cleaning up");
@@ -228,10 +252,11 @@ impl Platform {
         spec: &Spec,
         opts: &CreateOptions,
         stdio: StdioRequest,
-        state_dir: &Path,
-        data_dir: &Path,
+        defined: Option<DateTime<Utc>>,
     ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "create";
+        let state_dir = &self.roots.state_dir(id);
+        let data_dir = &self.roots.data_dir(id);
         let stdio = if stdio.terminal {
             StdioRequest {
                 stderr: false,
@@ -304,50 +329,10 @@ impl Platform {
             }
             None => None,
         };
-        let root = spec
-            .root()
-            .as_ref()
-            .ok_or_else(|| {
-                Error::new(
-                    OP,
-                    id.as_str(),
-                    ErrorKind::InvalidArgument,
-                    "check spec",
-                    "the spec has no root",
-                )
-            })?
-            .clone();
-        let root_path = match (&opts.bundle_dir, root.path().is_absolute()) {
-            (_, true) => root.path().clone(),
-            (Some(b), false) => b.join(root.path()),
-            (None, false) => {
-                return Err(Error::new(
-                    OP,
-                    id.as_str(),
-                    ErrorKind::InvalidArgument,
-                    "check spec",
-                    "root.path is relative and no bundle dir was given",
-                ));
-            }
-        };
-        let root_path = std::fs::canonicalize(&root_path).map_err(|e| {
-            Error::new(
-                OP,
-                id.as_str(),
-                ErrorKind::InvalidArgument,
-                "check root filesystem",
-                format!("{}: {e}", root_path.display()),
-            )
-        })?;
-        if !root_path.is_dir() {
-            return Err(Error::new(
-                OP,
-                id.as_str(),
-                ErrorKind::InvalidArgument,
-                "check root filesystem",
-                format!("{} is not a directory", root_path.display()),
-            ));
-        }
+        let (root, root_path) = root_dir(spec.root().as_ref(), opts.bundle_dir.as_deref())
+            .map_err(|(step, why)| {
+                Error::new(OP, id.as_str(), ErrorKind::InvalidArgument, step, why)
+            })?;
         let mut new_root = root.clone();
         new_root.set_path(root_path.clone());
         spec.set_root(Some(new_root));
@@ -398,7 +383,7 @@ impl Platform {
         mkdir_private(data_dir).map_err(io_err(OP, id, "write record"))?;
         let rec = record::Record {
             id: id.clone(),
-            created: Utc::now(),
+            created: defined.unwrap_or_else(Utc::now),
             bundle: opts.bundle_dir.clone().unwrap_or_else(|| bundle.clone()),
             image: opts.image.clone(),
             args,
@@ -620,6 +605,9 @@ impl Platform {
     /// The container's state.
     pub async fn state(&self, id: &ContainerId) -> Result<ContainerInfo> {
         const OP: &str = "state";
+        if let Some(info) = self.defined_info(id) {
+            return Ok(info);
+        }
         let rec = self.record(OP, id)?;
         let data_dir = self.roots.data_dir(id);
         let mut info = ContainerInfo {
@@ -740,6 +728,9 @@ impl Platform {
         const OP: &str = "delete";
         self.record(OP, id)?;
         let state_dir = self.roots.state_dir(id);
+        if self.is_defined(id) && !state_dir.exists() {
+            return self.delete_defined(id);
+        }
         let data_dir = self.roots.data_dir(id);
         let mut exit = None;
         match self.shim(OP, id) {
@@ -1085,8 +1076,36 @@ const CREATE_LOCK: &str = ".create.lock";
 
 /// Whether `state_dir` is what a killed create left: no record was written, and
 /// nobody holds its create lock.
-fn abandoned(state_dir: &Path, data_dir: &Path) -> bool {
-    if data_dir.exists() {
+/// The spec's root and its directory, made absolute against the bundle dir and
+/// checked to be a directory; or the failed step and why.
+fn root_dir(
+    root: Option<&oci_spec::runtime::Root>,
+    bundle_dir: Option<&Path>,
+) -> std::result::Result<(oci_spec::runtime::Root, PathBuf), (&'static str, String)> {
+    let root = root.ok_or(("check spec", "the spec has no root".to_owned()))?;
+    let path = match (bundle_dir, root.path().is_absolute()) {
+        (_, true) => root.path().clone(),
+        (Some(b), false) => b.join(root.path()),
+        (None, false) => {
+            return Err((
+                "check spec",
+                "root.path is relative and no bundle dir was given".into(),
+            ))
+        }
+    };
+    let path = std::fs::canonicalize(&path)
+        .map_err(|e| ("check root filesystem", format!("{}: {e}", path.display())))?;
+    if !path.is_dir() {
+        return Err((
+            "check root filesystem",
+            format!("{} is not a directory", path.display()),
+        ));
+    }
+    Ok((root.clone(), path))
+}
+
+fn abandoned(state_dir: &Path, data_dir: &Path, defined: bool) -> bool {
+    if data_dir.exists() && !defined {
         return false;
     }
     let Ok(lock) = std::fs::File::open(state_dir.join(CREATE_LOCK)) else {

@@ -1027,6 +1027,33 @@ impl Platform {
         ))
     }
 
+    /// Unsupported on Windows: a container is created and started at once.
+    pub async fn define(
+        &self,
+        id: &ContainerId,
+        _spec: &Spec,
+        _opts: &CreateOptions,
+    ) -> Result<()> {
+        Err(Error::new(
+            "create",
+            id.as_str(),
+            ErrorKind::Unsupported,
+            "define container",
+            "containers defined for a later start are not supported on Windows",
+        ))
+    }
+
+    /// Unsupported on Windows (see [`Platform::define`]).
+    pub async fn start(&self, id: &ContainerId, _stdio: StdioRequest) -> Result<(u32, ProcessIo)> {
+        Err(Error::new(
+            "start",
+            id.as_str(),
+            ErrorKind::Unsupported,
+            "start container",
+            "containers defined for a later start are not supported on Windows",
+        ))
+    }
+
     /// Unsupported on Windows.
     pub async fn checkpoint(
         &self,

@@ -1,0 +1,305 @@
+//! Containers defined but not started (`berth create`, Docker's created state):
+//! the spec and options wait in the record's `definition.json`, holding the name,
+//! with no shim, process, mount or cgroup; `start` creates and starts them with the
+//! stdio its caller wants then.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use berth_types::{ContainerId, ContainerStatus, ExitStatus};
+use chrono::{DateTime, Utc};
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use super::{mkdir_private, record, Platform};
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::{ContainerInfo, CreateOptions, Layers, ProcessIo, StdioRequest};
+
+const DEFINITION: &str = "definition.json";
+
+/// `definition.json`: what `start` creates the container from.
+#[derive(Debug, Serialize, Deserialize)]
+struct Definition {
+    spec: Spec,
+    bundle_dir: Option<PathBuf>,
+    image: Option<String>,
+    default_rootfs: bool,
+    user: Option<String>,
+    layers: Option<(Vec<PathBuf>, PathBuf)>,
+    created: DateTime<Utc>,
+}
+
+impl Definition {
+    fn of(spec: &Spec, opts: &CreateOptions) -> Self {
+        Self {
+            spec: spec.clone(),
+            bundle_dir: opts.bundle_dir.clone(),
+            image: opts.image.clone(),
+            default_rootfs: opts.default_rootfs,
+            user: opts.user.clone(),
+            layers: opts
+                .layers
+                .as_ref()
+                .map(|l| (l.read_only.clone(), l.writable.clone())),
+            created: Utc::now(),
+        }
+    }
+
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            bundle_dir: self.bundle_dir.clone(),
+            image: self.image.clone(),
+            default_rootfs: self.default_rootfs,
+            user: self.user.clone(),
+            layers: self.layers.clone().map(|(read_only, writable)| Layers {
+                read_only,
+                writable,
+            }),
+            ..CreateOptions::default()
+        }
+    }
+
+    fn record(&self, id: &ContainerId) -> record::Record {
+        record::Record {
+            id: id.clone(),
+            created: self.created,
+            bundle: self.bundle_dir.clone().unwrap_or_default(),
+            image: self.image.clone(),
+            args: self
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.args().clone())
+                .unwrap_or_default(),
+            spec: serde_json::to_value(&self.spec).unwrap_or_default(),
+            started_at: None,
+        }
+    }
+}
+
+fn read(data_dir: &Path) -> Option<Definition> {
+    serde_json::from_slice(&std::fs::read(data_dir.join(DEFINITION)).ok()?).ok()
+}
+
+fn write(data_dir: &Path, id: &ContainerId, def: &Definition) -> std::io::Result<()> {
+    mkdir_private(data_dir)?;
+    let tmp = data_dir.join("definition.json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(def).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(tmp, data_dir.join(DEFINITION))?;
+    record::write(data_dir, &def.record(id))
+}
+
+impl Platform {
+    /// Whether `id` is defined and not started.
+    pub(super) fn is_defined(&self, id: &ContainerId) -> bool {
+        self.roots.data_dir(id).join(DEFINITION).exists()
+    }
+
+    /// Drops `id`'s definition (its start has begun).
+    pub(super) fn forget_definition(&self, id: &ContainerId) {
+        let _ = std::fs::remove_file(self.roots.data_dir(id).join(DEFINITION));
+    }
+
+    /// The error of an operation that needs a started container.
+    pub(super) fn not_started(op: &'static str, id: &ContainerId) -> Error {
+        Error::new(
+            op,
+            id.as_str(),
+            ErrorKind::FailedPrecondition,
+            "find container",
+            "the container is created but not started (start it first)",
+        )
+    }
+
+    /// The state of a defined container.
+    pub(super) fn defined_info(&self, id: &ContainerId) -> Option<ContainerInfo> {
+        let def = read(&self.roots.data_dir(id))?;
+        let rec = def.record(id);
+        Some(ContainerInfo {
+            id: id.clone(),
+            status: ContainerStatus::Created,
+            pid: None,
+            created: rec.created,
+            started_at: None,
+            exit: None,
+            bundle: rec.bundle,
+            image: rec.image,
+            args: rec.args,
+        })
+    }
+
+    /// Removes a defined container: its record is all there is.
+    pub(super) fn delete_defined(&self, id: &ContainerId) -> Result<ExitStatus> {
+        std::fs::remove_dir_all(self.roots.data_dir(id)).map_err(|e| {
+            Error::new(
+                "delete",
+                id.as_str(),
+                ErrorKind::Internal,
+                "remove record",
+                e,
+            )
+        })?;
+        Ok(ExitStatus::unknown("the container was never started"))
+    }
+
+    /// Defines `id` from `spec` without starting anything: the name is taken and
+    /// `start` creates it later.
+    pub async fn define(&self, id: &ContainerId, spec: &Spec, opts: &CreateOptions) -> Result<()> {
+        const OP: &str = "create";
+        let invalid = |step: &str, why: &str| {
+            Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::InvalidArgument,
+                step,
+                why,
+            ))
+        };
+        if opts.checkpoint.is_some() {
+            return invalid(
+                "check options",
+                "a restore starts at once: a checkpoint cannot be created for later",
+            );
+        }
+        if spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .is_none_or(|a| a.is_empty())
+        {
+            return invalid("check spec", "the spec has no process to run");
+        }
+        if !opts.default_rootfs && opts.layers.is_none() {
+            super::root_dir(spec.root().as_ref(), opts.bundle_dir.as_deref()).map_err(
+                |(step, why)| Error::new(OP, id.as_str(), ErrorKind::InvalidArgument, step, why),
+            )?;
+        }
+        let state_dir = self.roots.state_dir(id);
+        let data_dir = self.roots.data_dir(id);
+        let in_use = || {
+            Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::AlreadyExists,
+                "reserve name",
+                "the name is already in use",
+            )
+        };
+        mkdir_private(&self.roots.state).map_err(super::io_err(OP, id, "create state root"))?;
+        mkdir_private(&self.roots.containers_dir()).map_err(super::io_err(
+            OP,
+            id,
+            "create data root",
+        ))?;
+        // The state dir is the name's lock, as for a create: held while the
+        // record is written, so that a create of the same name waits its turn.
+        match std::fs::DirBuilder::new().mode(0o700).create(&state_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(in_use()),
+            Err(e) => return Err(super::io_err(OP, id, "create state dir")(e)),
+        }
+        // As a create holds it: a define killed here leaves a lock nobody holds.
+        let _lock = std::fs::File::create(state_dir.join(super::CREATE_LOCK))
+            .ok()
+            .and_then(|f| {
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+            });
+        let written = if data_dir.exists() {
+            Err(in_use())
+        } else {
+            write(&data_dir, id, &Definition::of(spec, opts)).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&data_dir);
+                super::io_err(OP, id, "write record")(e)
+            })
+        };
+        let _ = std::fs::remove_dir_all(&state_dir);
+        written
+    }
+
+    /// Creates and starts a defined container, with `stdio` attached. A start that
+    /// fails leaves it defined, as it was.
+    pub async fn start(&self, id: &ContainerId, stdio: StdioRequest) -> Result<(u32, ProcessIo)> {
+        const OP: &str = "start";
+        let data_dir = self.roots.data_dir(id);
+        let Some(def) = read(&data_dir) else {
+            let info = self.state(id).await?;
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::FailedPrecondition,
+                "check state",
+                match info.status {
+                    ContainerStatus::Exited => {
+                        "the container has exited: remove it and run it again"
+                    }
+                    _ => "the container was started already",
+                },
+            ));
+        };
+        let started = self
+            .create_from(id, &def.spec, &def.options(), stdio, Some(def.created))
+            .await
+            .map_err(|mut e| {
+                e.op = OP;
+                if e.kind == ErrorKind::AlreadyExists {
+                    // The state dir, the name's lock, is another start's.
+                    e.kind = ErrorKind::FailedPrecondition;
+                    e.step = "check state".into();
+                    e.message = "the container is being started already".into();
+                }
+                e
+            });
+        match started {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // The failed create removed the record; the definition stays.
+                if !self.roots.state_dir(id).exists() {
+                    let _ = write(&data_dir, id, &def);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `define` writes, `start` reads back whole: spec, options and time.
+    #[test]
+    fn a_definition_comes_back_as_it_was_written() {
+        let dir = std::env::temp_dir().join(format!("berth-define-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let id = ContainerId::new("web").unwrap();
+        let spec = Spec::default();
+        let opts = CreateOptions {
+            image: Some("docker.io/library/busybox:latest".into()),
+            user: Some("nobody".into()),
+            layers: Some(Layers {
+                read_only: vec!["/l/2".into(), "/l/1".into()],
+                writable: "/w".into(),
+            }),
+            ..CreateOptions::default()
+        };
+        let def = Definition::of(&spec, &opts);
+        write(&dir, &id, &def).unwrap();
+        let back = read(&dir).expect("definition reads back");
+        let o = back.options();
+        assert_eq!(o.image, opts.image);
+        assert_eq!(o.user, opts.user);
+        assert_eq!(o.layers, opts.layers);
+        assert!(!o.default_rootfs && o.checkpoint.is_none());
+        assert_eq!(back.created, def.created);
+        assert_eq!(back.spec, spec);
+        // The record beside it lists it: same id, creation time, no start.
+        let rec = record::read(&dir).unwrap();
+        assert_eq!(rec.id, id);
+        assert_eq!(rec.created, def.created);
+        assert!(rec.started_at.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

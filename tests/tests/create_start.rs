@@ -1,0 +1,219 @@
+//! `berth create` and `berth start`: a container defined now and run later, as
+//! Docker's are. Created, it holds its name and nothing else: no shim, process,
+//! mount or cgroup. Started, it runs as `run` would have run it.
+
+use std::time::Duration;
+
+use berth_e2e::{cgroups_of, eventually, mounts_under, processes, Env};
+
+/// Nothing of `env`'s containers runs or is mounted, and the state root holds no
+/// directory for them: all a created container has is its record.
+#[track_caller]
+fn only_a_record(env: &Env, name: &str) {
+    let ids = env.ids();
+    assert!(
+        processes(&env.base, &ids).is_empty(),
+        "processes of {ids:?}"
+    );
+    assert!(
+        mounts_under(&env.base).is_empty(),
+        "mounts under {:?}",
+        env.base
+    );
+    assert!(cgroups_of(&ids).is_empty(), "cgroups of {ids:?}");
+    assert!(!env.root.join(name).exists(), "state dir of {name}");
+    assert!(
+        env.data.join("containers").join(name).is_dir(),
+        "record of {name}"
+    );
+}
+
+#[test]
+fn create_then_start_attached_gives_output_and_status() {
+    let env = Env::new("csa");
+    let name = env.name("c");
+    let out = env.berth(&[
+        "create",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(out.ok().trim(), name);
+    only_a_record(&env, &name);
+    let v = env.inspect(&name);
+    assert_eq!(v["State"]["Status"], "created", "{v}");
+    assert_eq!(v["State"]["Running"], false, "{v}");
+    assert!(v["State"]["Pid"].is_null(), "{v}");
+    assert!(v["State"]["StartedAt"].is_null(), "{v}");
+    assert!(v["State"]["ExitCode"].is_null(), "{v}");
+    let created = v["Created"].clone();
+    let ps = env.berth(&["ps", "-a", "--format", "json"]).ok();
+    let row: serde_json::Value = ps
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["Id"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not in ps -a: {ps}"));
+    assert_eq!(row["Status"], "created", "{row}");
+    // Not running: plain ps leaves it out.
+    assert!(!env.berth(&["ps", "-q"]).ok().contains(&name));
+
+    let started = env.berth(&["start", "-a", &name]);
+    started.code(7);
+    assert_eq!(started.out(), "out\n");
+    assert_eq!(started.err(), "err\n");
+    let v = env.inspect(&name);
+    assert_eq!(v["State"]["Status"], "exited", "{v}");
+    assert_eq!(v["State"]["ExitCode"], 7, "{v}");
+    assert!(v["State"]["StartedAt"].is_string(), "{v}");
+    assert_eq!(v["Created"], created, "Created is the time of create");
+    // Its output is in its log too.
+    assert_eq!(env.berth(&["logs", &name]).out(), "out\n");
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}
+
+#[test]
+fn start_detached_runs_it_and_a_second_start_leaves_it_alone() {
+    let env = Env::new("csd");
+    let name = env.name("c");
+    env.berth(&[
+        "create",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "echo hi; exec sleep 1000",
+    ])
+    .code(0);
+    assert_eq!(env.berth(&["start", &name]).ok().trim(), name);
+    env.wait_status(&name, "running", Duration::from_secs(10));
+    eventually("output in the log", Duration::from_secs(10), || {
+        env.berth(&["logs", &name]).out() == "hi\n"
+    });
+    let pid = env.inspect(&name)["State"]["Pid"].as_i64().unwrap();
+    // Docker's start of a running container: nothing happens, the name is printed.
+    assert_eq!(env.berth(&["start", &name]).ok().trim(), name);
+    assert_eq!(env.inspect(&name)["State"]["Pid"].as_i64().unwrap(), pid);
+    // Attaching to one that runs already is refused, not a second start.
+    env.berth(&["start", "-a", &name])
+        .code(1)
+        .one_line_error(&[&name, "running already"]);
+    env.berth(&["rm", "-f", &name]).code(0);
+    env.finish();
+}
+
+#[test]
+fn create_i_then_start_ai_feeds_stdin_and_rm_removes_it_after() {
+    let env = Env::new("csi");
+    let name = env.name("c");
+    env.berth(&[
+        "create",
+        "-i",
+        "--rm",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "cat; echo done; exit 3",
+    ])
+    .code(0);
+    let out = env.berth_stdin(&["start", "-ai", &name], b"line one\nline two\n");
+    out.code(3);
+    assert_eq!(out.out(), "line one\nline two\ndone\n");
+    // --rm: gone once the attached start saw it exit.
+    env.berth(&["inspect", &name]).code(1);
+    env.finish();
+}
+
+#[test]
+fn a_created_container_holds_its_name_and_refuses_what_needs_a_process() {
+    let env = Env::new("csn");
+    let name = env.name("c");
+    env.berth(&["create", "--name", &name, "--", "sleep", "1000"])
+        .code(0);
+    env.berth(&["create", "--name", &name, "--", "true"])
+        .code(1)
+        .one_line_error(&["create", &name, "already in use"]);
+    env.berth(&["run", "--name", &name, "--", "true"])
+        .code(125)
+        .one_line_error(&["run", &name, "already in use"]);
+    env.berth(&["exec", &name, "--", "true"])
+        .code(125)
+        .one_line_error(&["exec", &name, "not started"]);
+    for verb in ["kill", "pause", "resume", "top"] {
+        env.berth(&[verb, &name])
+            .code(1)
+            .one_line_error(&[verb, &name, "not started"]);
+    }
+    // Stopping what never started has nothing to do.
+    env.berth(&["stop", &name]).code(0);
+    only_a_record(&env, &name);
+    env.berth(&["rm", &name]).code(0);
+    // The name is free again.
+    env.berth(&["run", "--rm", "--name", &name, "--", "true"])
+        .code(0);
+    env.finish();
+}
+
+#[test]
+fn a_start_that_fails_leaves_it_created_and_nothing_else() {
+    let env = Env::new("csf");
+    let missing = env.name("m");
+    env.berth(&["create", "--name", &missing, "--", "/no/such/cmd"])
+        .code(0);
+    env.berth(&["start", "-a", &missing])
+        .code(127)
+        .one_line_error(&["start", &missing, "/no/such/cmd"]);
+    env.berth(&["start", &missing])
+        .code(1)
+        .one_line_error(&["start", &missing, "/no/such/cmd"]);
+    assert_eq!(env.inspect(&missing)["State"]["Status"], "created");
+    only_a_record(&env, &missing);
+
+    // An exited container is not started again: run it anew.
+    let done = env.name("d");
+    env.berth(&["create", "--name", &done, "--", "true"])
+        .code(0);
+    env.berth(&["start", "-a", &done]).code(0);
+    env.berth(&["start", &done])
+        .code(1)
+        .one_line_error(&["start", &done, "exited"]);
+    env.berth(&["rm", &missing, &done]).code(0);
+    env.finish();
+}
+
+#[test]
+fn create_refuses_bad_input_and_leaves_nothing() {
+    let env = Env::new("csb");
+    let name = env.name("c");
+    let nowhere = env.base.join("nowhere");
+    env.berth(&[
+        "create",
+        "--rootfs",
+        nowhere.to_str().unwrap(),
+        "--name",
+        &name,
+        "--",
+        "sh",
+    ])
+    .code(1)
+    .one_line_error(&["create", &name, "root filesystem"]);
+    env.berth(&["create", "-d", "--name", &name, "--", "true"])
+        .code(1)
+        .one_line_error(&["create", "-d"]);
+    env.berth(&["create", "--name", "bad/name", "--", "true"])
+        .code(1)
+        .one_line_error(&["create", "invalid name"]);
+    env.berth(&["start", "-a", &name, "other"])
+        .code(1)
+        .one_line_error(&["start", "one"]);
+    env.berth(&["start", &name])
+        .code(1)
+        .one_line_error(&["start", &name, "no such container"]);
+    env.finish();
+}
