@@ -217,3 +217,19 @@ fn create_refuses_bad_input_and_leaves_nothing() {
         .one_line_error(&["start", &name, "no such container"]);
     env.finish();
 }
+
+/// `create --rm` started detached: the container removes itself once it exits.
+#[test]
+fn create_rm_started_detached_removes_itself_when_it_exits() {
+    let env = Env::new("csr");
+    let name = env.name("c");
+    env.berth(&[
+        "create", "--rm", "--name", &name, "--", "sh", "-c", "exit 4",
+    ])
+    .code(0);
+    assert_eq!(env.berth(&["start", &name]).ok().trim(), name);
+    eventually("removed after its exit", Duration::from_secs(10), || {
+        env.berth(&["inspect", &name]).code == 1
+    });
+    env.finish();
+}

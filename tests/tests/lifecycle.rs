@@ -470,3 +470,45 @@ fn sigkill_ends_a_paused_container_after_other_signals() {
     env.berth(&["rm", &name]).code(0);
     env.finish();
 }
+
+/// `run -d --rm`: the container removes itself when it exits, with no CLI
+/// attached (its shim runs `berth rm`), whether it ends by itself, by `stop`, or
+/// races an `rm -f` of its own.
+#[test]
+fn detached_rm_container_removes_itself_when_it_exits() {
+    let env = Env::new("ldrm");
+    let gone = |name: &str| {
+        eventually(&format!("{name} removed"), Duration::from_secs(10), || {
+            env.berth(&["inspect", name]).code == 1
+        })
+    };
+    let quick = env.name("q");
+    env.berth(&[
+        "run", "-d", "--rm", "--name", &quick, "--", "sh", "-c", "exit 3",
+    ])
+    .code(0);
+    gone(&quick);
+    let stopped = env.name("s");
+    env.berth(&[
+        "run", "-d", "--rm", "--name", &stopped, "--", "sleep", "1000",
+    ])
+    .code(0);
+    env.berth(&["stop", "-t", "1", &stopped]).code(0);
+    gone(&stopped);
+    for i in 0..5 {
+        let raced = env.name(&format!("r{i}"));
+        env.berth(&["run", "-d", "--rm", "--name", &raced, "--", "sleep", "1000"])
+            .code(0);
+        env.berth(&["rm", "-f", &raced]).code(0);
+        gone(&raced);
+    }
+    // Without --rm it stays, exited, for inspection.
+    let kept = env.name("k");
+    env.berth(&["run", "-d", "--name", &kept, "--", "true"])
+        .code(0);
+    env.wait_status(&kept, "exited", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.inspect(&kept)["State"]["Status"], "exited");
+    env.berth(&["rm", &kept]).code(0);
+    env.finish();
+}

@@ -404,9 +404,12 @@ const NOT_A_TTY: &str =
     "attach terminal: the input device is not a TTY (drop -t, or run from a terminal)";
 
 async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
-    let Ok((id, spec, options)) = prepare(cli, a, "run").await else {
+    let Ok((id, mut spec, options)) = prepare(cli, a, "run").await else {
         return EXIT_BERTH;
     };
+    if a.rm && a.detach {
+        remove_on_exit(cli, &id, &mut spec);
+    }
     if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         report("run", id.as_str(), &NOT_A_TTY);
         return EXIT_BERTH;
@@ -437,6 +440,29 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     code.clamp(0, 255) as u8
 }
 
+/// Has the shim remove `id` once it exits with nobody attached (`run -d --rm`, a
+/// detached `start` of `create --rm`): it runs `berth rm` with these roots.
+fn remove_on_exit(cli: &Cli, id: &ContainerId, spec: &mut oci_spec::runtime::Spec) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth"));
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let argv = [
+        exe,
+        "--root".into(),
+        abs(&cli.root),
+        "--data-root".into(),
+        abs(&cli.data_root),
+        "rm".into(),
+        id.as_str().into(),
+    ]
+    .map(|p| p.to_string_lossy().into_owned());
+    let mut ann = spec.annotations().clone().unwrap_or_default();
+    ann.insert(
+        berth_types::EXIT_COMMAND_ANNOTATION.to_owned(),
+        serde_json::to_string(&argv).unwrap_or_default(),
+    );
+    spec.set_annotations(Some(ann));
+}
+
 /// Spec annotations that keep `create -i` and `create --rm` for `start`.
 const OPEN_STDIN_ANNOTATION: &str = "org.berth.open-stdin";
 const AUTO_REMOVE_ANNOTATION: &str = "org.berth.auto-remove";
@@ -455,6 +481,9 @@ async fn create(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     let Ok((id, mut spec, options)) = prepare(cli, a, "create").await else {
         return 1;
     };
+    if a.rm {
+        remove_on_exit(cli, &id, &mut spec);
+    }
     let mut ann = spec.annotations().clone().unwrap_or_default();
     for (on, key) in [
         (a.interactive, OPEN_STDIN_ANNOTATION),
@@ -996,6 +1025,9 @@ async fn rm(cli: &Cli, c: &Client, name: &str, force: bool) -> Result<()> {
         }
         c.wait(&id, &ProcessId::init()).await?;
     }
-    c.delete(&id).await?;
-    Ok(())
+    match c.delete(&id).await {
+        // Removed meanwhile by its own exit command (`run -d --rm`).
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        r => r.map(drop).map_err(Into::into),
+    }
 }

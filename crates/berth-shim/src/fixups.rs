@@ -11,8 +11,9 @@ use std::path::{Component, Path};
 
 use serde_json::Value;
 
-/// Applies the fixups to `<bundle>/config.json` (rewritten only when changed).
-pub fn prepare_bundle(bundle: &Path) -> io::Result<()> {
+/// Applies the fixups to `<bundle>/config.json` (rewritten only when changed);
+/// returns the spec as it now is.
+pub fn prepare_bundle(bundle: &Path) -> io::Result<Value> {
     let path = bundle.join("config.json");
     let mut spec: Value =
         serde_json::from_slice(&std::fs::read(&path)?).map_err(io::Error::other)?;
@@ -31,7 +32,7 @@ pub fn prepare_bundle(bundle: &Path) -> io::Result<()> {
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(tmp, &path)?;
     }
-    Ok(())
+    Ok(spec)
 }
 
 /// The cgroup v1 hierarchies mounted under `/sys/fs/cgroup` on this host.

@@ -212,6 +212,12 @@ pub struct Service {
     /// A checkpoint is being taken: pause and resume wait their turn (criu holds
     /// the container's freezer).
     checkpointing: std::sync::atomic::AtomicBool,
+    /// Run once a detached init has exited (the spec's
+    /// [`berth_types::EXIT_COMMAND_ANNOTATION`]; under berth only).
+    exit_command: Mutex<Option<Vec<String>>>,
+    /// Init's deletion: held while it runs, then its answer, which a second
+    /// Delete (an exit command's `rm` beside `rm -f`) gets as well.
+    init_deleted: Mutex<Option<api::DeleteResponse>>,
 }
 
 pub fn serve(flags: &Flags) -> Result<()> {
@@ -264,6 +270,8 @@ pub fn serve(flags: &Flags) -> Result<()> {
         rootfs: Mutex::new(None),
         checkpoint: Mutex::new(None),
         checkpointing: std::sync::atomic::AtomicBool::new(false),
+        exit_command: Mutex::new(None),
+        init_deleted: Mutex::new(None),
         busy: Arc::new(Busy::default()),
     });
     let mut server = ttrpc::Server::new()
@@ -457,6 +465,10 @@ impl Service {
         let oom = (proc.id == INIT_PROCESS_ID)
             .then(|| self.oom_watch(proc.pid()))
             .flatten();
+        let detached = proc.stdin.is_empty() && proc.stdout.is_empty() && proc.stderr.is_empty();
+        let exit_command = (proc.id == INIT_PROCESS_ID && detached)
+            .then(|| self.exit_command.lock().unwrap().clone())
+            .flatten();
         let proc = proc.clone();
         let reaper = self.reaper.clone();
         let journal = self.journal.clone();
@@ -503,6 +515,14 @@ impl Service {
                 st.phase = Phase::Exited;
                 proc.console.lock().unwrap().take();
                 proc.cond.notify_all();
+                drop(st);
+                if let Some(argv) = exit_command {
+                    if let Err(e) = sys::spawn_detached(&argv) {
+                        tracing::warn!(error = %e, command = ?argv, "exit command did not start");
+                    } else {
+                        reaper.spawned();
+                    }
+                }
             })
             .expect("spawn monitor thread");
     }
@@ -756,7 +776,15 @@ impl Task for Service {
         let root = self.paths.runtime_root.to_string_lossy().into_owned();
         let prepared = fixups::prepare_bundle(Path::new(&req.bundle))
             .map_err(|e| fail(WireErrorKind::InvalidArgument, "read bundle", e));
-        let spawned = prepared.and_then(|()| {
+        let spawned = prepared.and_then(|spec| {
+            if self.paths.data_dir.is_some() {
+                *self.exit_command.lock().unwrap() = spec
+                    .pointer("/annotations")
+                    .and_then(|a| a.get(berth_types::EXIT_COMMAND_ANNOTATION))
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| serde_json::from_str::<Vec<String>>(v).ok())
+                    .filter(|argv| !argv.is_empty());
+            }
             if req.checkpoint.is_empty() {
                 return self
                     .spawn_process(&proc, &["create", self.id.as_str(), &req.bundle, &root]);
@@ -1137,6 +1165,10 @@ impl Task for Service {
             Phase::Exited => {}
         }
         let exit = proc.wait_exit();
+        let mut deleted = self.init_deleted.lock().unwrap();
+        if let Some(resp) = deleted.as_ref().filter(|_| is_init) {
+            return Ok(resp.clone());
+        }
         if is_init {
             if let Ok(mut c) = Container::load(self.paths.runtime_root.join(self.id.as_str())) {
                 c.delete(true)
@@ -1165,6 +1197,9 @@ impl Task for Service {
         resp.pid = proc.pid() as u32;
         resp.exit_status = exit.code as u32;
         resp.exited_at = timestamp(exit.exited_at);
+        if is_init {
+            *deleted = Some(resp.clone());
+        }
         Ok(resp)
     }
 

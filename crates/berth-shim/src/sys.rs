@@ -43,6 +43,30 @@ pub fn pass_fd3(cmd: &mut Command, fd: RawFd, new_session: bool) {
     }
 }
 
+/// Starts `argv` in a session of its own with stdio on /dev/null, not waited
+/// for here (the reaper collects it): a command that outlives the shim.
+pub fn spawn_detached(argv: &[String]) -> io::Result<()> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::other("empty command"))?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure runs between fork and exec and only calls the
+    // async-signal-safe setsid; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map(drop)
+}
+
 /// Arranges for the child to be killed when the thread that spawned it exits
 /// (the shim's request thread, which waits for the helper): a helper whose shim
 /// was killed mid-create must not live on holding a half-made container.

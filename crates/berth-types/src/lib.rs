@@ -19,4 +19,4 @@ pub use stats::{
     STATS_TYPE_URL,
 };
 pub use status::{ContainerStatus, ExitStatus, UNKNOWN_EXIT_CODE};
-pub use wire::{WireError, WireErrorKind};
+pub use wire::{WireError, WireErrorKind, EXIT_COMMAND_ANNOTATION};

@@ -90,5 +90,11 @@ pub struct CheckpointOptions {
     pub marker: Option<serde_json::Value>,
 }
 
+/// The spec annotation whose value (a JSON array: program and arguments) the shim
+/// runs, detached, once init has exited and its exit is recorded, when init ran
+/// with no caller attached: `berth run -d --rm` removes its container this way,
+/// as podman's exit command does. Honoured only under berth (not containerd).
+pub const EXIT_COMMAND_ANNOTATION: &str = "org.berth.exit-command";
+
 /// The marker of a complete berth checkpoint, beside CRIU's images.
 pub const CHECKPOINT_MARKER: &str = "berth.json";
