@@ -335,7 +335,9 @@ impl Env {
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd.flatten() {
                     let n = e.file_name().to_string_lossy().into_owned();
-                    if dir == self.root && n == "runtime" {
+                    // libcontainer's root and the host's event log belong to
+                    // the root, not to any container.
+                    if dir == self.root && matches!(n.as_str(), "runtime" | ".events.jsonl") {
                         continue;
                     }
                     let p = dir.join(&n);

@@ -605,6 +605,68 @@ fn logs_tail_timestamps_and_follow() {
     env.finish();
 }
 
+/// A `berth events --format json ARGS...` running in the background, its lines
+/// read as they come.
+struct LiveEvents {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl LiveEvents {
+    fn start(env: &Env, args: &[&str]) -> LiveEvents {
+        let mut a = vec!["events", "--format", "json"];
+        a.extend_from_slice(args);
+        let mut child = env
+            .cmd(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn berth events");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let reader = std::thread::spawn(move || loop {
+            let mut l = String::new();
+            match out.read_line(&mut l) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        // Let it begin following before anything happens.
+        std::thread::sleep(Duration::from_millis(500));
+        LiveEvents {
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    /// The events that came until one satisfied `last` (10 s at most); stops it.
+    fn until(mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                let done = last(&v);
+                got.push(v);
+                if done {
+                    break;
+                }
+            }
+        }
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        got
+    }
+}
+
 #[test]
 fn events_json_fields_seq_and_filter() {
     let env = Env::new("re");
@@ -619,50 +681,9 @@ fn events_json_fields_seq_and_filter() {
     wait_exit_journaled(&env, &b, Duration::from_secs(15));
 
     // Live: only what happens after it started, as it happens.
-    let mut live = env
-        .cmd(&[
-            "events",
-            "--format",
-            "json",
-            "--filter",
-            &format!("container={a}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn berth events");
-    let live_pid = Pid::from_raw(live.id() as i32);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let mut live_out = BufReader::new(live.stdout.take().unwrap());
-    let reader = std::thread::spawn(move || loop {
-        let mut l = String::new();
-        match live_out.read_line(&mut l) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let live = LiveEvents::start(&env, &["--filter", &format!("container={a}")]);
     env.berth(&["kill", &a]).code(0);
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
-            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
-            let done = v["Type"] == "exit" && v["ProcessId"] == "init";
-            got.push(v);
-            if done {
-                break;
-            }
-        }
-    }
-    let _ = kill(live_pid, Signal::SIGKILL);
-    live.wait().unwrap();
-    reader.join().unwrap();
+    let got = live.until(|v| v["Type"] == "exit" && v["ProcessId"] == "init");
     assert!(
         got.iter().all(|e| e["Id"] == a.as_str()),
         "--filter container={a} let others through: {got:?}"
@@ -767,6 +788,32 @@ fn events_json_fields_seq_and_filter() {
     assert_eq!(only_b.len(), of(&all, &b).len());
 
     env.berth(&["rm", &a, &b]).code(0);
+    env.finish();
+}
+
+/// `berth events` sees a container that lived for milliseconds as it happens, and
+/// still shows its history (`--since`) once it is removed.
+#[test]
+fn events_show_short_lived_and_removed_containers() {
+    let env = Env::new("rs");
+    let quick = env.name("q");
+    let start = rfc3339(SystemTime::now());
+    let live = LiveEvents::start(&env, &[]);
+    env.berth(&["run", "--rm", "--name", &quick, "--", "true"])
+        .code(0);
+    let got = live.until(|v| v["Id"] == quick.as_str() && v["Type"] == "delete");
+    let kinds = |events: &[Value]| -> Vec<String> {
+        of(events, &quick)
+            .iter()
+            .map(|e| e["Type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let want = ["create", "start", "exit", "delete"];
+    assert_eq!(kinds(&got), want, "live: {got:?}");
+    env.berth(&["inspect", &quick]).code(1);
+    let until = rfc3339(SystemTime::now());
+    let past = events_json(&env, &["--since", &start, "--until", &until]);
+    assert_eq!(kinds(&past), want, "--since after rm: {past:?}");
     env.finish();
 }
 

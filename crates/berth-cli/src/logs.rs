@@ -278,45 +278,30 @@ pub async fn events(root: &Path, data_root: &Path, a: &EventsArgs) -> Result<()>
             _ => bail!("parse --filter: {f:?}: use container=NAME"),
         }
     }
-    // One cursor (last seq) per container journal.
-    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    let mut first = true;
-    loop {
-        let mut batch: Vec<Event> = Vec::new();
-        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if only.as_ref().is_some_and(|o| *o != name) {
-                continue;
-            }
-            let path = entry.path().join("events.jsonl");
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let last = seen.get(&name).copied().unwrap_or(0);
-            for line in text.lines() {
-                if let Ok(e) = serde_json::from_str::<Event>(line) {
-                    if e.seq > last {
-                        seen.insert(name.clone(), e.seq);
-                        batch.push(e);
-                    }
-                }
-            }
-        }
-        batch.sort_by_key(|e| e.time);
+    let show = |e: &Event| {
+        only.as_ref().is_none_or(|o| o == e.id.as_str())
+            && since.is_none_or(|s| e.time >= s)
+            && until.is_none_or(|u| e.time <= u)
+    };
+    let print = |events: Vec<Event>| -> Result<()> {
         let mut out = std::io::stdout().lock();
-        for e in &batch {
-            if since.is_some_and(|s| e.time < s) || until.is_some_and(|u| e.time > u) {
-                continue;
-            }
-            // Without --since, only live events, as Docker does.
-            if first && since.is_none() && until.is_none() {
-                continue;
-            }
+        for e in events.iter().filter(|e| show(e)) {
             writeln!(out, "{}", event_line(e, json))?;
         }
         out.flush()?;
-        drop(out);
-        first = false;
+        Ok(())
+    };
+    let mut log = HostLog::open(berth_types::event_log::path(root));
+    if since.is_some() || until.is_some() {
+        // History first: the log that was moved aside, then the current one.
+        let old = std::fs::read(berth_types::event_log::old_path(root)).unwrap_or_default();
+        print(parse_lines(&old).0)?;
+    } else {
+        // Without --since, only live events, as Docker does.
+        log.skip_to_end();
+    }
+    loop {
+        print(log.read_new())?;
         if until.is_some_and(|u| Utc::now() > u) {
             return Ok(());
         }
@@ -324,9 +309,125 @@ pub async fn events(root: &Path, data_root: &Path, a: &EventsArgs) -> Result<()>
     }
 }
 
+/// The host's event log, read as it grows, across its moves aside.
+struct HostLog {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    inode: Option<u64>,
+    /// The start of a line not yet whole.
+    partial: Vec<u8>,
+}
+
+impl HostLog {
+    fn open(path: std::path::PathBuf) -> Self {
+        let file = std::fs::File::open(&path).ok();
+        let inode = file.as_ref().and_then(inode_of);
+        Self {
+            path,
+            file,
+            inode,
+            partial: Vec::new(),
+        }
+    }
+
+    fn skip_to_end(&mut self) {
+        if let Some(f) = &mut self.file {
+            let _ = std::io::Seek::seek(f, std::io::SeekFrom::End(0));
+        }
+    }
+
+    /// The events appended since the last call: the rest of the file being read,
+    /// then, if the log was moved aside meanwhile, the new one from its start.
+    fn read_new(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            if let Some(f) = &mut self.file {
+                let _ = std::io::Read::read_to_end(f, &mut self.partial);
+                let (mut got, used) = parse_lines(&self.partial);
+                self.partial.drain(..used);
+                events.append(&mut got);
+            }
+            let now = std::fs::File::open(&self.path).ok();
+            let inode = now.as_ref().and_then(inode_of);
+            if inode.is_none() || inode == self.inode {
+                return events;
+            }
+            self.file = now;
+            self.inode = inode;
+            self.partial.clear();
+        }
+    }
+}
+
+fn inode_of(f: &std::fs::File) -> Option<u64> {
+    std::os::unix::fs::MetadataExt::ino(&f.metadata().ok()?).into()
+}
+
+/// The events of the whole lines in `bytes`, and how many bytes they took.
+fn parse_lines(bytes: &[u8]) -> (Vec<Event>, usize) {
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let events = bytes[..whole]
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Event>(l).ok())
+        .collect();
+    (events, whole)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event_bytes(id: &str, seq: u64) -> Vec<u8> {
+        let e = Event {
+            seq,
+            time: Utc::now(),
+            id: berth::ContainerId::new(id).unwrap(),
+            kind: berth::EventKind::Start,
+            process_id: None,
+            pid: None,
+            exit_code: None,
+            oom_killed: None,
+        };
+        let mut b = serde_json::to_vec(&e).unwrap();
+        b.push(b'\n');
+        b
+    }
+
+    /// A follower of the host log gets every event once: a line written in two
+    /// parts whole, and across a move aside the rest of the old log, then the new.
+    #[test]
+    fn host_log_is_read_whole_lines_once_across_a_move_aside() {
+        let root = std::env::temp_dir().join(format!("berth-hostlog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let seqs = |v: Vec<Event>| {
+            v.iter()
+                .map(|e| (e.id.to_string(), e.seq))
+                .collect::<Vec<_>>()
+        };
+        let mut log = HostLog::open(berth_types::event_log::path(&root));
+        assert!(log.read_new().is_empty(), "no log yet");
+        berth_types::event_log::append(&root, &event_bytes("a", 1)).unwrap();
+        let two = event_bytes("a", 2);
+        let (head, tail) = two.split_at(10);
+        berth_types::event_log::append(&root, head).unwrap();
+        assert_eq!(seqs(log.read_new()), [("a".into(), 1)]);
+        berth_types::event_log::append(&root, tail).unwrap();
+        berth_types::event_log::append(&root, &event_bytes("a", 3)).unwrap();
+        // Moved aside, as a writer does past the limit, then a new log begins.
+        std::fs::rename(
+            berth_types::event_log::path(&root),
+            berth_types::event_log::old_path(&root),
+        )
+        .unwrap();
+        berth_types::event_log::append(&root, &event_bytes("b", 1)).unwrap();
+        assert_eq!(
+            seqs(log.read_new()),
+            [("a".into(), 2), ("a".into(), 3), ("b".into(), 1)]
+        );
+        assert!(log.read_new().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn times_as_docker_takes_them() {

@@ -13,6 +13,8 @@ pub struct Journal {
     next_seq: u64,
     id: ContainerId,
     forwarder: Option<crate::publish::Forwarder>,
+    /// The berth root whose host event log also gets every event (under berth).
+    host_root: Option<std::path::PathBuf>,
 }
 
 /// What an event says beyond its kind.
@@ -45,7 +47,13 @@ impl Journal {
             next_seq,
             id,
             forwarder: None,
+            host_root: None,
         })
+    }
+
+    /// Also appends every event to the host's event log under `root`.
+    pub fn log_to_host(&mut self, root: std::path::PathBuf) {
+        self.host_root = Some(root);
     }
 
     /// Also forwards every event appended from now on (to containerd).
@@ -74,6 +82,10 @@ impl Journal {
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.next_seq += 1;
+        if let Some(root) = &self.host_root {
+            // Best effort: the container's journal has it whatever happens here.
+            let _ = berth_types::event_log::append(root, &line);
+        }
         if let Some(f) = &self.forwarder {
             match d.exited_at {
                 Some(time) => f.send(&Event { time, ..ev.clone() }),

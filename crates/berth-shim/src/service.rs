@@ -230,6 +230,11 @@ pub fn serve(flags: &Flags) -> Result<()> {
     std::fs::create_dir_all(&paths.runtime_root).context("create runtime root")?;
     let mut journal = Journal::open(&paths.state_dir.join("events.jsonl"), id.clone())
         .context("open event journal")?;
+    if paths.data_dir.is_some() {
+        if let Some(root) = paths.state_dir.parent() {
+            journal.log_to_host(root.to_path_buf());
+        }
+    }
     if paths.data_dir.is_none() {
         if let Ok(address) = std::env::var("TTRPC_ADDRESS") {
             let bundle = flags

@@ -1,10 +1,12 @@
 //! Types shared by berth's crates: validated ids, lifecycle events, exit statuses,
-//! statistics, process summaries and resource updates. Nothing here touches the OS,
-//! so the same types serve the Linux shim, the Windows HCS client and the CLI.
+//! statistics, process summaries and resource updates. Nothing here touches the OS
+//! but [`event_log`] (appends to one file), so the same types serve the Linux shim,
+//! the Windows HCS client and the CLI.
 
 #![deny(unsafe_code)]
 
 mod event;
+pub mod event_log;
 mod id;
 mod resources;
 mod stats;

@@ -158,6 +158,7 @@ impl Platform {
                 why,
             ))
         };
+        super::reserved(OP, id)?;
         if opts.checkpoint.is_some() {
             return invalid(
                 "check options",

@@ -278,7 +278,12 @@ pub fn append_exit(
         .create(true)
         .append(true)
         .open(path)?
-        .write_all(&out)
+        .write_all(&out)?;
+    // The journal is `<root>/<id>/events.jsonl`: the host's log is under `<root>`.
+    if let Some(root) = path.parent().and_then(Path::parent) {
+        let _ = berth_types::event_log::append(root, &out);
+    }
+    Ok(())
 }
 
 /// Every event in the journal at `path` (for `berth events` and catch-up).

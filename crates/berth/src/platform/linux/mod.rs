@@ -180,6 +180,7 @@ impl Platform {
         defined: Option<DateTime<Utc>>,
     ) -> Result<(u32, ProcessIo)> {
         const OP: &str = "create";
+        reserved(OP, id)?;
         cgroup_prime::start();
         let state_dir = self.roots.state_dir(id);
         let data_dir = self.roots.data_dir(id);
@@ -1076,6 +1077,20 @@ const CREATE_LOCK: &str = ".create.lock";
 
 /// Whether `state_dir` is what a killed create left: no record was written, and
 /// nobody holds its create lock.
+/// Refuses the one valid id whose state dir would be berth's own.
+fn reserved(op: &'static str, id: &ContainerId) -> Result<()> {
+    if id.as_str() == paths::RUNTIME_DIR {
+        return Err(Error::new(
+            op,
+            id.as_str(),
+            ErrorKind::InvalidArgument,
+            "reserve name",
+            "the name \"runtime\" is berth's own (its runtime state under the root)",
+        ));
+    }
+    Ok(())
+}
+
 /// The spec's root and its directory, made absolute against the bundle dir and
 /// checked to be a directory; or the failed step and why.
 fn root_dir(

@@ -4,6 +4,10 @@ use std::path::{Path, PathBuf};
 
 use berth_types::ContainerId;
 
+/// libcontainer's state dir under the state root: not a name a container can
+/// take, since a container's state dir is `<root>/<id>`.
+pub const RUNTIME_DIR: &str = "runtime";
+
 /// The two roots.
 #[derive(Debug, Clone)]
 pub struct Roots {
@@ -19,7 +23,7 @@ impl Roots {
 
     /// `<root>/runtime`: libcontainer's state.
     pub fn runtime_root(&self) -> PathBuf {
-        self.state.join("runtime")
+        self.state.join(RUNTIME_DIR)
     }
 
     /// `<data-root>/containers/<id>`: the record that survives a reboot.
