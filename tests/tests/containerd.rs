@@ -1158,6 +1158,31 @@ fn task_metrics() {
         .or_else(|| v["memory"]["usage"].as_u64())
         .unwrap_or(0);
     assert!(mem > 0, "memory usage: {json}");
+    // What the CRI's working set and page-fault figures come from, and on cgroup
+    // v1 the CPU time of each CPU.
+    let v1 = v["memory"]["total_rss"].is_u64() || v["memory"]["rss"].is_u64();
+    if v1 {
+        let rss = v["memory"]["total_rss"].as_u64().unwrap_or(0);
+        assert!(rss > 0, "memory.total_rss: {json}");
+        assert!(
+            v["memory"]["total_pg_fault"].as_u64().unwrap_or(0) > 0,
+            "{json}"
+        );
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_cpu = v["cpu"]["usage"]["per_cpu"]
+            .as_array()
+            .unwrap_or_else(|| panic!("cpu.usage.per_cpu: {json}"));
+        assert!(
+            per_cpu.len() >= cpus,
+            "per_cpu has {} of {cpus}: {json}",
+            per_cpu.len()
+        );
+    } else {
+        assert!(
+            v["memory"]["anon"].as_u64().unwrap_or(0) > 0,
+            "memory.anon: {json}"
+        );
+    }
     c.remove("mt");
     c.finish();
 }

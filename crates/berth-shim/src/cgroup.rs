@@ -56,6 +56,16 @@ fn v1_mounts() -> &'static Option<HashMap<&'static str, PathBuf>> {
     })
 }
 
+/// See [`Cgroup::detail`].
+#[derive(Debug, Default)]
+pub struct Detail {
+    pub memory_stat: HashMap<String, u64>,
+    pub per_cpu: Vec<u64>,
+    pub cpu_stat: HashMap<String, u64>,
+    /// The keys are cgroup v2's (`anon`, `file`, `throttled_usec`, ...).
+    pub v2: bool,
+}
+
 impl Cgroup {
     /// The cgroup at `cgroup_path` (`/berth/<id>`) on this host.
     pub fn open(cgroup_path: &Path) -> Self {
@@ -86,6 +96,39 @@ impl Cgroup {
                 .or(self.v1("pids"))
                 .is_some_and(Path::is_dir),
             Cgroup::V2(d) => d.is_dir(),
+        }
+    }
+
+    /// What containerd's Metrics carry beyond [`Stats`]: `memory.stat` as the
+    /// kernel keys it, CPU time per CPU (v1 only), and CFS throttling.
+    pub fn detail(&self) -> Detail {
+        match self {
+            Cgroup::V1(_) => Detail {
+                memory_stat: self
+                    .v1("memory")
+                    .map(|d| read_keyed(&d.join("memory.stat")))
+                    .unwrap_or_default(),
+                per_cpu: self
+                    .v1("cpuacct")
+                    .and_then(|d| fs::read_to_string(d.join("cpuacct.usage_percpu")).ok())
+                    .map(|s| {
+                        s.split_whitespace()
+                            .filter_map(|n| n.parse().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                cpu_stat: self
+                    .v1("cpu")
+                    .map(|d| read_keyed(&d.join("cpu.stat")))
+                    .unwrap_or_default(),
+                v2: false,
+            },
+            Cgroup::V2(d) => Detail {
+                memory_stat: read_keyed(&d.join("memory.stat")),
+                per_cpu: Vec::new(),
+                cpu_stat: read_keyed(&d.join("cpu.stat")),
+                v2: true,
+            },
         }
     }
 

@@ -148,7 +148,8 @@ impl Service {
 
     pub(super) fn do_stats(&self) -> TResult<api::StatsResponse> {
         let init = self.running_init("stats")?;
-        let mut stats = self.cgroup("stats")?.stats();
+        let cgroup = self.cgroup("stats")?;
+        let mut stats = cgroup.stats();
         stats.network = cgroup::network_of(init.pid());
         stats.read = Some(Utc::now());
         let mut any = containerd_shim_protos::protobuf::well_known_types::any::Any::new();
@@ -160,7 +161,7 @@ impl Service {
             // containerd (`ctr task metrics`, the CRI) reads its own cgroups v1
             // Metrics; a figure this host lacks is 0 there, the proto has no null.
             any.type_url = "io.containerd.cgroups.v1.Metrics".to_owned();
-            any.value = containerd_metrics(&stats)
+            any.value = containerd_metrics(&stats, &cgroup.detail())
                 .write_to_bytes()
                 .map_err(|e| fail(WireErrorKind::Internal, "stats", e))?;
         }
@@ -231,8 +232,12 @@ impl Service {
     }
 }
 
-/// berth's stats as containerd's cgroups v1 `Metrics`.
-fn containerd_metrics(s: &berth_types::Stats) -> containerd_shim_protos::cgroups::metrics::Metrics {
+/// berth's stats and the cgroup's `detail` as containerd's cgroups v1 `Metrics`
+/// (the CRI's working set is `usage - total_inactive_file`).
+fn containerd_metrics(
+    s: &berth_types::Stats,
+    d: &cgroup::Detail,
+) -> containerd_shim_protos::cgroups::metrics::Metrics {
     use containerd_shim_protos::cgroups::metrics as m;
     use containerd_shim_protos::protobuf::MessageField;
     let mut out = m::Metrics::new();
@@ -240,15 +245,123 @@ fn containerd_metrics(s: &berth_types::Stats) -> containerd_shim_protos::cgroups
     usage.total = s.cpu.total_ns.unwrap_or_default();
     usage.user = s.cpu.user_ns.unwrap_or_default();
     usage.kernel = s.cpu.system_ns.unwrap_or_default();
+    usage.per_cpu = d.per_cpu.clone();
     let mut cpu = m::CPUStat::new();
     cpu.usage = MessageField::some(usage);
+    let c = |k: &str| d.cpu_stat.get(k).copied().unwrap_or_default();
+    let mut throttle = m::Throttle::new();
+    throttle.periods = c("nr_periods");
+    throttle.throttled_periods = c("nr_throttled");
+    throttle.throttled_time = if d.v2 {
+        c("throttled_usec") * 1000
+    } else {
+        c("throttled_time")
+    };
+    cpu.throttling = MessageField::some(throttle);
     out.cpu = MessageField::some(cpu);
     let mut entry = m::MemoryEntry::new();
     entry.usage = s.memory.usage.unwrap_or_default();
     entry.limit = s.memory.limit.unwrap_or(u64::MAX);
     entry.max = s.memory.max_usage.unwrap_or_default();
     let mut mem = m::MemoryStat::new();
-    mem.cache = s.memory.cache.unwrap_or_default();
+    // v1 keys each figure as containerd names it (and `total_*` for the
+    // hierarchy); v2 has one set, hierarchical, under its own names.
+    let stat = |v1: &str, v2: &str| {
+        let key = if d.v2 { v2 } else { v1 };
+        d.memory_stat.get(key).copied().unwrap_or_default()
+    };
+    let total = |v1: &str, v2: &str| {
+        let key = if d.v2 {
+            v2.to_owned()
+        } else {
+            format!("total_{v1}")
+        };
+        d.memory_stat.get(&key).copied().unwrap_or_default()
+    };
+    for (own, hier, v1, v2) in [
+        (&mut mem.cache, &mut mem.total_cache, "cache", "file"),
+        (&mut mem.rss, &mut mem.total_rss, "rss", "anon"),
+        (
+            &mut mem.rss_huge,
+            &mut mem.total_rss_huge,
+            "rss_huge",
+            "anon_thp",
+        ),
+        (
+            &mut mem.mapped_file,
+            &mut mem.total_mapped_file,
+            "mapped_file",
+            "file_mapped",
+        ),
+        (&mut mem.dirty, &mut mem.total_dirty, "dirty", "file_dirty"),
+        (
+            &mut mem.writeback,
+            &mut mem.total_writeback,
+            "writeback",
+            "file_writeback",
+        ),
+        (
+            &mut mem.pg_pg_in,
+            &mut mem.total_pg_pg_in,
+            "pgpgin",
+            "pgpgin",
+        ),
+        (
+            &mut mem.pg_pg_out,
+            &mut mem.total_pg_pg_out,
+            "pgpgout",
+            "pgpgout",
+        ),
+        (
+            &mut mem.pg_fault,
+            &mut mem.total_pg_fault,
+            "pgfault",
+            "pgfault",
+        ),
+        (
+            &mut mem.pg_maj_fault,
+            &mut mem.total_pg_maj_fault,
+            "pgmajfault",
+            "pgmajfault",
+        ),
+        (
+            &mut mem.inactive_anon,
+            &mut mem.total_inactive_anon,
+            "inactive_anon",
+            "inactive_anon",
+        ),
+        (
+            &mut mem.active_anon,
+            &mut mem.total_active_anon,
+            "active_anon",
+            "active_anon",
+        ),
+        (
+            &mut mem.inactive_file,
+            &mut mem.total_inactive_file,
+            "inactive_file",
+            "inactive_file",
+        ),
+        (
+            &mut mem.active_file,
+            &mut mem.total_active_file,
+            "active_file",
+            "active_file",
+        ),
+        (
+            &mut mem.unevictable,
+            &mut mem.total_unevictable,
+            "unevictable",
+            "unevictable",
+        ),
+    ] {
+        *own = stat(v1, v2);
+        *hier = total(v1, v2);
+    }
+    if !d.v2 {
+        mem.hierarchical_memory_limit = stat("hierarchical_memory_limit", "");
+        mem.hierarchical_swap_limit = stat("hierarchical_memsw_limit", "");
+    }
     mem.usage = MessageField::some(entry);
     out.memory = MessageField::some(mem);
     let mut pids = m::PidsStat::new();
