@@ -226,7 +226,8 @@ pub(crate) fn build_spec(
             process.set_args(Some(cmd));
             spec.set_process(Some(process));
         }
-        options.bundle_dir = Some(bundle.clone());
+        // Absolute: `start` (and the shim) may run from another directory.
+        options.bundle_dir = Some(std::path::absolute(bundle).unwrap_or_else(|_| bundle.clone()));
         return Ok((spec, options));
     }
     if cmd.is_empty() {
@@ -538,7 +539,8 @@ async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names
             .and_then(|s| s.process().as_ref()?.terminal())
             .unwrap_or(false);
         let stdin = interactive && flag(OPEN_STDIN_ANNOTATION);
-        match c.state(&id).await.map(|i| i.status) {
+        let status = c.state(&id).await.map(|i| i.status);
+        match status {
             Ok(ContainerStatus::Running | ContainerStatus::Paused) if !attached => {
                 println!("{name}");
                 continue;
@@ -565,6 +567,21 @@ async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names
         };
         let started = match c.start(&id, stdio).await {
             Ok(s) => s,
+            Err(e)
+                if !attached
+                    && e.kind == ErrorKind::FailedPrecondition
+                    && matches!(status, Ok(ContainerStatus::Created)) =>
+            {
+                // Another start got there first (or is under way): once it is
+                // done, a running container is what this start asked for.
+                if started_by_another(c, &id).await {
+                    println!("{name}");
+                } else {
+                    report_berth("start", &e);
+                    code = 1;
+                }
+                continue;
+            }
             Err(e) => {
                 report_berth("start", &e);
                 if attached {
@@ -587,6 +604,23 @@ async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names
         return status.clamp(0, 255) as u8;
     }
     code
+}
+
+/// Whether `id`, which another `start` took, ran: waits (30 s at most) for that
+/// start to end, then says whether it left the container anything but created.
+async fn started_by_another(c: &Client, id: &ContainerId) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match c.state(id).await.map(|i| i.status) {
+            Ok(ContainerStatus::Created) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Exited) => {
+                return true
+            }
+            _ => return false,
+        }
+    }
 }
 
 pub(crate) fn image_and_cmd(image: &[String], cmd: &[String]) -> String {
@@ -1009,8 +1043,21 @@ async fn stop(cli: &Cli, c: &Client, name: &str, grace: Option<u64>) -> Result<(
 }
 
 async fn rm(cli: &Cli, c: &Client, name: &str, force: bool) -> Result<()> {
-    let id = names::resolve(&cli.data_root, name)?;
-    let info = c.state(&id).await?;
+    let id = match names::resolve(&cli.data_root, name) {
+        Ok(id) => id,
+        Err(e) => {
+            // A create killed before it wrote a record has no name to find, but
+            // may have left a shim behind: listing cleans such leftovers up.
+            let _ = c.list().await;
+            return Err(e);
+        }
+    };
+    let info = match c.state(&id).await {
+        // Its record was there a moment ago: what a killed create left, removed
+        // just now by looking at it (or another rm's work). Gone is what rm wants.
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+        r => r?,
+    };
     if matches!(
         info.status,
         ContainerStatus::Running | ContainerStatus::Paused
@@ -1018,16 +1065,30 @@ async fn rm(cli: &Cli, c: &Client, name: &str, force: bool) -> Result<()> {
         if !force {
             bail!("remove: the container is running: stop it first, or use rm -f");
         }
-        match c.signal(&id, libc::SIGKILL).await {
-            Ok(()) => {}
-            Err(e) if e.kind == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        c.wait(&id, &ProcessId::init()).await?;
+        kill_and_wait(c, &id).await?;
     }
     match c.delete(&id).await {
         // Removed meanwhile by its own exit command (`run -d --rm`).
         Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        // Started meanwhile (a `start` that was under way): -f ends it too.
+        Err(e) if force && e.kind == ErrorKind::FailedPrecondition => {
+            kill_and_wait(c, &id).await?;
+            match c.delete(&id).await {
+                Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+                r => r.map(drop).map_err(Into::into),
+            }
+        }
         r => r.map(drop).map_err(Into::into),
     }
+}
+
+/// SIGKILL to every process of `id`, then its exit.
+async fn kill_and_wait(c: &Client, id: &ContainerId) -> Result<()> {
+    match c.signal(id, libc::SIGKILL).await {
+        Ok(()) => {}
+        Err(e) if e.kind == ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    c.wait(id, &ProcessId::init()).await?;
+    Ok(())
 }

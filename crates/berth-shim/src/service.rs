@@ -234,6 +234,12 @@ pub fn serve(flags: &Flags) -> Result<()> {
         if let Some(root) = paths.state_dir.parent() {
             journal.log_to_host(root.to_path_buf());
         }
+        // The client writes it too, once the spawn returns; a client killed
+        // before that must not leave a shim nobody can find.
+        let _ = std::fs::write(
+            paths.state_dir.join("shim.pid"),
+            std::process::id().to_string(),
+        );
     }
     if paths.data_dir.is_none() {
         if let Ok(address) = std::env::var("TTRPC_ADDRESS") {

@@ -3,7 +3,6 @@
 //! with no shim, process, mount or cgroup; `start` creates and starts them with the
 //! stdio its caller wants then.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use berth_types::{ContainerId, ContainerStatus, ExitStatus};
@@ -11,7 +10,7 @@ use chrono::{DateTime, Utc};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
-use super::{mkdir_private, record, Platform};
+use super::{creation, mkdir_private, record, Platform};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ContainerInfo, CreateOptions, Layers, ProcessIo, StdioRequest};
 
@@ -77,6 +76,21 @@ impl Definition {
     }
 }
 
+/// A container not (yet) started, from its record.
+pub(super) fn created_info(id: &ContainerId, rec: record::Record) -> ContainerInfo {
+    ContainerInfo {
+        id: id.clone(),
+        status: ContainerStatus::Created,
+        pid: None,
+        created: rec.created,
+        started_at: None,
+        exit: None,
+        bundle: rec.bundle,
+        image: rec.image,
+        args: rec.args,
+    }
+}
+
 fn read(data_dir: &Path) -> Option<Definition> {
     serde_json::from_slice(&std::fs::read(data_dir.join(DEFINITION)).ok()?).ok()
 }
@@ -98,7 +112,24 @@ impl Platform {
         self.roots.data_dir(id).join(DEFINITION).exists()
     }
 
-    /// Drops `id`'s definition (its start has begun).
+    /// Leaves `id`'s record as its definition says, and nothing else of it (after
+    /// a start that failed or was killed).
+    pub(super) fn reset_to_definition(&self, id: &ContainerId) {
+        let data_dir = self.roots.data_dir(id);
+        let Some(def) = read(&data_dir) else {
+            let _ = std::fs::remove_dir_all(&data_dir);
+            return;
+        };
+        for entry in std::fs::read_dir(&data_dir).into_iter().flatten().flatten() {
+            if entry.file_name() != DEFINITION {
+                let p = entry.path();
+                let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+            }
+        }
+        let _ = record::write(&data_dir, &def.record(id));
+    }
+
+    /// Drops `id`'s definition (its start has succeeded).
     pub(super) fn forget_definition(&self, id: &ContainerId) {
         let _ = std::fs::remove_file(self.roots.data_dir(id).join(DEFINITION));
     }
@@ -117,23 +148,22 @@ impl Platform {
     /// The state of a defined container.
     pub(super) fn defined_info(&self, id: &ContainerId) -> Option<ContainerInfo> {
         let def = read(&self.roots.data_dir(id))?;
-        let rec = def.record(id);
-        Some(ContainerInfo {
-            id: id.clone(),
-            status: ContainerStatus::Created,
-            pid: None,
-            created: rec.created,
-            started_at: None,
-            exit: None,
-            bundle: rec.bundle,
-            image: rec.image,
-            args: rec.args,
-        })
+        Some(created_info(id, def.record(id)))
     }
 
     /// Removes a defined container: its record is all there is.
-    pub(super) fn delete_defined(&self, id: &ContainerId) -> Result<ExitStatus> {
-        std::fs::remove_dir_all(self.roots.data_dir(id)).map_err(|e| {
+    /// `None` when a start holds it (its state dir exists): wait, then look again.
+    pub(super) fn delete_defined(&self, id: &ContainerId) -> Result<Option<ExitStatus>> {
+        let state_dir = self.roots.state_dir(id);
+        let guard = match creation::reserve(&state_dir) {
+            Ok(g) => g,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(super::io_err("delete", id, "create state dir")(e)),
+        };
+        let removed = std::fs::remove_dir_all(self.roots.data_dir(id));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        drop(guard);
+        removed.map_err(|e| {
             Error::new(
                 "delete",
                 id.as_str(),
@@ -142,7 +172,7 @@ impl Platform {
                 e,
             )
         })?;
-        Ok(ExitStatus::unknown("the container was never started"))
+        Ok(Some(ExitStatus::unknown("the container was never started")))
     }
 
     /// Defines `id` from `spec` without starting anything: the name is taken and
@@ -195,19 +225,17 @@ impl Platform {
             id,
             "create data root",
         ))?;
-        // The state dir is the name's lock, as for a create: held while the
-        // record is written, so that a create of the same name waits its turn.
-        match std::fs::DirBuilder::new().mode(0o700).create(&state_dir) {
-            Ok(()) => {}
+        if self.settle(id).await {
+            return Err(in_use());
+        }
+        // The state dir and its creation lock hold the name, as for a create,
+        // while the record is written: a define killed midway is cleaned up as a
+        // killed create is.
+        let guard = match creation::reserve(&state_dir) {
+            Ok(g) => g,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(in_use()),
             Err(e) => return Err(super::io_err(OP, id, "create state dir")(e)),
-        }
-        // As a create holds it: a define killed here leaves a lock nobody holds.
-        let _lock = std::fs::File::create(state_dir.join(super::CREATE_LOCK))
-            .ok()
-            .and_then(|f| {
-                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
-            });
+        };
         let written = if data_dir.exists() {
             Err(in_use())
         } else {
@@ -217,6 +245,7 @@ impl Platform {
             })
         };
         let _ = std::fs::remove_dir_all(&state_dir);
+        drop(guard);
         written
     }
 
@@ -240,8 +269,7 @@ impl Platform {
                 },
             ));
         };
-        let started = self
-            .create_from(id, &def.spec, &def.options(), stdio, Some(def.created))
+        self.create_from(id, &def.spec, &def.options(), stdio, Some(def.created))
             .await
             .map_err(|mut e| {
                 e.op = OP;
@@ -252,17 +280,7 @@ impl Platform {
                     e.message = "the container is being started already".into();
                 }
                 e
-            });
-        match started {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                // The failed create removed the record; the definition stays.
-                if !self.roots.state_dir(id).exists() {
-                    let _ = write(&data_dir, id, &def);
-                }
-                Err(e)
-            }
-        }
+            })
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cgroup_prime;
 mod checkpoints;
+mod creation;
 mod define;
 pub use checkpoints::check_images as check_checkpoint;
 mod journal;
@@ -35,6 +36,10 @@ use crate::types::{ContainerInfo, CreateOptions, EventSink, ProcessIo, StdioRequ
 
 /// How long `list` waits for any one shim's state.
 const LIST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long `delete` waits for a creation under way (a restore of a large
+/// checkpoint takes a while) before it goes on regardless.
+const CREATION_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a shim may take to go away after Shutdown.
 const SHIM_EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -186,63 +191,82 @@ impl Platform {
         let data_dir = self.roots.data_dir(id);
         mkdir_private(&self.roots.state).map_err(io_err(OP, id, "create state root"))?;
         mkdir_private(&self.roots.containers_dir()).map_err(io_err(OP, id, "create data root"))?;
-        if data_dir.exists() && defined.is_none() {
-            return Err(Error::new(
+        let in_use = |why: &str| {
+            Error::new(
                 OP,
                 id.as_str(),
                 ErrorKind::AlreadyExists,
                 "reserve name",
-                "the name is already in use",
+                why,
+            )
+        };
+        // A creation killed midway is cleaned up first; one under way keeps the name.
+        if self.settle(id).await {
+            return Err(in_use(
+                "the container is being created (or started) already",
             ));
         }
-        let mut made = std::fs::DirBuilder::new().mode(0o700).create(&state_dir);
-        if made
-            .as_ref()
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
-            && abandoned(&state_dir, &data_dir, defined.is_some())
-        {
-            // A create whose caller was killed before it wrote the record: nothing
-            // of it runs; take the name back. (Before a start, it can only be a
-            // killed define's lock: the definition is the record to keep.)
-            tracing::debug!(container_id = %id, "removing an abandoned create");
-            if defined.is_some() {
-                let _ = std::fs::remove_dir_all(&state_dir);
-            } else {
-                self.teardown(id, &state_dir, &data_dir).await;
-            }
-            made = std::fs::DirBuilder::new().mode(0o700).create(&state_dir);
+        if data_dir.exists() && defined.is_none() {
+            return Err(in_use("the name is already in use"));
         }
-        match made {
-            Ok(()) => {}
+        let guard = match creation::reserve(&state_dir) {
+            Ok(g) => g,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::new(
-                    OP,
-                    id.as_str(),
-                    ErrorKind::AlreadyExists,
-                    "reserve name",
-                    "the name is already in use",
-                ));
+                return Err(in_use("the name is already in use"));
             }
             Err(e) => return Err(io_err(OP, id, "create state dir")(e)),
-        }
-        // Held until this create is done, so that a create which finds the name
-        // taken can tell a live creator from a dead one.
-        let _creating = std::fs::File::create(state_dir.join(CREATE_LOCK))
-            .ok()
-            .and_then(|f| {
-                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
-            });
-        if defined.is_some() {
-            // From here it is a container being made: one whose start is killed is
-            // cleaned up as any create's, and a failed start defines it again.
-            self.forget_definition(id);
+        };
+        if defined.is_some() && !self.is_defined(id) {
+            // Removed between the caller's read of its definition and now.
+            let _ = std::fs::remove_dir_all(&state_dir);
+            drop(guard);
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::NotFound,
+                "find container",
+                "no such container (removed meanwhile)",
+            ));
         }
         match self.create_steps(id, spec, opts, stdio, defined).await {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                if defined.is_some() {
+                    self.forget_definition(id);
+                }
+                creation::finish(&state_dir, guard);
+                Ok(r)
+            }
             Err(e) => {
                 tracing::debug!(container_id = %id, error = %e, "create failed; cleaning up");
-                self.teardown(id, &state_dir, &data_dir).await;
+                // A defined container's failed start leaves it defined, as it was.
+                self.teardown(id, &state_dir, &data_dir, defined.is_some())
+                    .await;
+                drop(guard);
                 Err(e)
+            }
+        }
+    }
+
+    /// Cleans up after a creation of `id` whose creator was killed midway (a
+    /// definition stays: the container is created again, as it was). True while
+    /// a live creation holds it.
+    async fn settle(&self, id: &ContainerId) -> bool {
+        let state_dir = self.roots.state_dir(id);
+        let data_dir = self.roots.data_dir(id);
+        match creation::of(&state_dir, &data_dir) {
+            creation::Creation::Settled => false,
+            creation::Creation::Running => true,
+            creation::Creation::Unfinished(guard) => {
+                self.forget_definition(id);
+                creation::finish(&state_dir, guard);
+                false
+            }
+            creation::Creation::Abandoned(guard) => {
+                tracing::debug!(container_id = %id, "removing what a killed creation left");
+                let keep = self.is_defined(id);
+                self.teardown(id, &state_dir, &data_dir, keep).await;
+                drop(guard);
+                false
             }
         }
     }
@@ -453,10 +477,23 @@ impl Platform {
         Ok((pid, io))
     }
 
-    /// Removes everything of `id`: shim, container, state dir and record.
-    async fn teardown(&self, id: &ContainerId, state_dir: &Path, data_dir: &Path) {
+    /// Removes everything of `id`: shim, container, state dir and record (all but
+    /// its definition, with `keep_definition`).
+    async fn teardown(
+        &self,
+        id: &ContainerId,
+        state_dir: &Path,
+        data_dir: &Path,
+        keep_definition: bool,
+    ) {
         self.followers.lock().unwrap().remove(id);
-        let shim = self.shims.lock().unwrap().remove(id);
+        // Another process's creation has no shim of ours: reach it by its socket.
+        let shim = self
+            .shims
+            .lock()
+            .unwrap()
+            .remove(id)
+            .or_else(|| Shim::connect(&paths::socket(state_dir)).ok());
         if let Some(shim) = shim {
             let mut req = api::DeleteRequest::new();
             req.id = id.to_string();
@@ -471,7 +508,11 @@ impl Platform {
             return;
         }
         let _ = std::fs::remove_dir_all(state_dir);
-        let _ = std::fs::remove_dir_all(data_dir);
+        if keep_definition {
+            self.reset_to_definition(id);
+        } else {
+            let _ = std::fs::remove_dir_all(data_dir);
+        }
     }
 
     /// Waits for the shim of `state_dir` to exit; kills it if it lingers.
@@ -606,10 +647,15 @@ impl Platform {
     /// The container's state.
     pub async fn state(&self, id: &ContainerId) -> Result<ContainerInfo> {
         const OP: &str = "state";
+        let creating = self.settle(id).await;
         if let Some(info) = self.defined_info(id) {
             return Ok(info);
         }
         let rec = self.record(OP, id)?;
+        if creating {
+            // Being made: no shim to ask yet, and nothing is lost.
+            return Ok(define::created_info(id, rec));
+        }
         let data_dir = self.roots.data_dir(id);
         let mut info = ContainerInfo {
             id: id.clone(),
@@ -666,6 +712,20 @@ impl Platform {
 
     /// Every container under the data root.
     pub async fn list(&self) -> Result<Vec<ContainerInfo>> {
+        // Creations killed before they wrote a record have nothing to list, but
+        // may have left a shim, a process and mounts: clean those up here.
+        creation::sweep(&self.roots.state);
+        for entry in std::fs::read_dir(&self.roots.state)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.path().join(creation::LOCK).exists() {
+                if let Ok(id) = ContainerId::new(entry.file_name().to_string_lossy().into_owned()) {
+                    self.settle(&id).await;
+                }
+            }
+        }
         let mut out = Vec::new();
         let Ok(dir) = std::fs::read_dir(self.roots.containers_dir()) else {
             return Ok(out);
@@ -727,11 +787,23 @@ impl Platform {
     /// Deletes a stopped container and everything it left.
     pub async fn delete(&self, id: &ContainerId) -> Result<ExitStatus> {
         const OP: &str = "delete";
+        // A creation under way finishes first (or is found dead and cleaned up).
+        let deadline = tokio::time::Instant::now() + CREATION_WAIT;
+        loop {
+            while self.settle(id).await && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if !self.is_defined(id) || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            // Defined: gone unless a start takes it first (both take the state dir).
+            if let Some(exit) = self.delete_defined(id)? {
+                return Ok(exit);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.record(OP, id)?;
         let state_dir = self.roots.state_dir(id);
-        if self.is_defined(id) && !state_dir.exists() {
-            return self.delete_defined(id);
-        }
         let data_dir = self.roots.data_dir(id);
         let mut exit = None;
         match self.shim(OP, id) {
@@ -1072,11 +1144,6 @@ fn process_alive(pid: i32) -> bool {
     }
 }
 
-/// The lock a create holds on its state dir until it is done.
-const CREATE_LOCK: &str = ".create.lock";
-
-/// Whether `state_dir` is what a killed create left: no record was written, and
-/// nobody holds its create lock.
 /// Refuses the one valid id whose state dir would be berth's own.
 fn reserved(op: &'static str, id: &ContainerId) -> Result<()> {
     if id.as_str() == paths::RUNTIME_DIR {
@@ -1117,16 +1184,6 @@ fn root_dir(
         ));
     }
     Ok((root.clone(), path))
-}
-
-fn abandoned(state_dir: &Path, data_dir: &Path, defined: bool) -> bool {
-    if data_dir.exists() && !defined {
-        return false;
-    }
-    let Ok(lock) = std::fs::File::open(state_dir.join(CREATE_LOCK)) else {
-        return false;
-    };
-    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
 }
 
 /// Where cgroup `path` (as a spec names it) holds a process, in the unified

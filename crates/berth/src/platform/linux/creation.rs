@@ -1,0 +1,118 @@
+//! A container being made (create, start of a defined one, define) holds a lock
+//! in its state dir, `.create.lock`, from the moment it takes the name until it is
+//! done, when it removes the lock file still holding it. Whoever else looks at the
+//! container tells from it whether a creation is under way (report it as created,
+//! never as lost) or its creator was killed midway (clean up what it left).
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::record;
+
+/// The lock file in a container's state dir.
+pub const LOCK: &str = ".create.lock";
+
+/// A creation's hold on its container.
+pub type Guard = Flock<File>;
+
+/// Prefix of a state dir being made, under the state root. Not a valid id.
+const NEW_PREFIX: &str = ".new-";
+
+/// Takes the name: makes `state_dir` holding its creation lock, already locked.
+/// The dir is made aside with the lock in it and renamed into place, so nobody
+/// ever finds it without the lock, or the lock unlocked while its creator lives.
+/// `AlreadyExists` when the name is taken.
+pub fn reserve(state_dir: &Path) -> std::io::Result<Guard> {
+    use std::os::unix::fs::DirBuilderExt;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let root = state_dir.parent().unwrap_or(Path::new("/"));
+    let name = state_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let aside = root.join(format!("{NEW_PREFIX}{name}-{}-{n}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&aside)?;
+    let locked = File::create(aside.join(LOCK)).and_then(|f| {
+        Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| std::io::Error::from(e))
+    });
+    // rename(2) replaces an empty dir (what an earlier berth killed midway left),
+    // never one holding a lock.
+    let placed = locked.and_then(|g| std::fs::rename(&aside, state_dir).map(|()| g));
+    placed.map_err(|e| {
+        let _ = std::fs::remove_dir_all(&aside);
+        match e.raw_os_error() {
+            Some(libc::ENOTEMPTY | libc::EEXIST) => {
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the name is taken")
+            }
+            _ => e,
+        }
+    })
+}
+
+/// Removes the dirs of reservations whose makers were killed before they placed
+/// them (their lock is free).
+pub fn sweep(root: &Path) {
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        // Young ones may be a live maker's, not yet locked.
+        let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+            t.elapsed()
+                .is_ok_and(|a| a > std::time::Duration::from_secs(10))
+        });
+        if !old || !entry.file_name().to_string_lossy().starts_with(NEW_PREFIX) {
+            continue;
+        }
+        let free = File::open(entry.path().join(LOCK))
+            .map(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok())
+            .unwrap_or(true);
+        if free {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Ends a creation that succeeded: the lock file goes while it is still held.
+pub fn finish(state_dir: &Path, guard: Guard) {
+    let _ = std::fs::remove_file(state_dir.join(LOCK));
+    drop(guard);
+}
+
+/// Where a container's creation stands.
+pub enum Creation {
+    /// None under way, none left behind.
+    Settled,
+    /// A live creator holds the lock.
+    Running,
+    /// The creator was killed midway; the guard keeps others out while its
+    /// leftovers are removed.
+    Abandoned(Guard),
+    /// The creator was killed after the container started, before it was done
+    /// (a start's definition may remain): the container stands, the rest goes.
+    Unfinished(Guard),
+}
+
+/// Looks at the creation of the container whose dirs these are.
+pub fn of(state_dir: &Path, data_dir: &Path) -> Creation {
+    let path = state_dir.join(LOCK);
+    let Ok(f) = File::open(&path) else {
+        return Creation::Settled;
+    };
+    let guard = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(g) => g,
+        Err(_) => return Creation::Running,
+    };
+    // Finished meanwhile: the creator removed the file before letting go.
+    let same =
+        std::fs::metadata(&path).ok().map(|m| m.ino()) == guard.metadata().ok().map(|m| m.ino());
+    // A container that started is not abandoned, whatever its lock says (one
+    // made by an earlier berth, which left the file).
+    let started = record::read(data_dir).is_ok_and(|r| r.started_at.is_some());
+    match (same, started) {
+        (false, _) => Creation::Settled,
+        (true, false) => Creation::Abandoned(guard),
+        (true, true) => Creation::Unfinished(guard),
+    }
+}
