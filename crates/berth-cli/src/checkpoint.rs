@@ -50,7 +50,7 @@ pub async fn dispatch(cli: &Cli, c: &Client, cmd: &CheckpointCommand) -> u8 {
             let id = match names::resolve(&cli.data_root, name) {
                 Ok(id) => id,
                 Err(e) => {
-                    report(VERB, name, &format!("{e:#}"));
+                    crate::commands::report_any(VERB, name, &e);
                     return 1;
                 }
             };

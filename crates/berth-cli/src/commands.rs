@@ -83,7 +83,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 match inspect_one(&cli, &c, name).await {
                     Ok(v) => out.push(v),
                     Err(e) => {
-                        report("inspect", name, &format!("{e:#}"));
+                        report_any("inspect", name, &e);
                         code = 1;
                     }
                 }
@@ -107,7 +107,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 match stop(&cli, &c, name, *time).await {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
-                        report("stop", name, &format!("{e:#}"));
+                        report_any("stop", name, &e);
                         code = 1;
                     }
                 }
@@ -120,7 +120,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 match rm(&cli, &c, name, *force).await {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
-                        report("rm", name, &format!("{e:#}"));
+                        report_any("rm", name, &e);
                         code = 1;
                     }
                 }
@@ -160,14 +160,21 @@ pub async fn dispatch(cli: Cli) -> u8 {
     }
 }
 
+/// Reports `e` as `berth: <verb> <id>: <step>: <cause>`, taking the step and the
+/// cause from berth's error when that is what it is (its own text would repeat
+/// the verb and the id).
+pub(crate) fn report_any(verb: &str, id: &str, e: &anyhow::Error) {
+    match e.downcast_ref::<berth::Error>() {
+        Some(be) => report_berth(verb, be),
+        None => report(verb, id, &format!("{e:#}")),
+    }
+}
+
 fn exit_of(verb: &str, id: &str, r: Result<()>) -> u8 {
     match r {
         Ok(()) => 0,
         Err(e) => {
-            match e.downcast_ref::<berth::Error>() {
-                Some(be) => report_berth(verb, be),
-                None => report(verb, id, &format!("{e:#}")),
-            }
+            report_any(verb, id, &e);
             1
         }
     }
@@ -541,11 +548,20 @@ async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names
         let stdin = interactive && flag(OPEN_STDIN_ANNOTATION);
         let status = c.state(&id).await.map(|i| i.status);
         match status {
-            Ok(ContainerStatus::Running | ContainerStatus::Paused) if !attached => {
+            Ok(ContainerStatus::Paused) => {
+                report(
+                    "start",
+                    id.as_str(),
+                    &"check state: the container is paused: resume it instead",
+                );
+                code = 1;
+                continue;
+            }
+            Ok(ContainerStatus::Running) if !attached => {
                 println!("{name}");
                 continue;
             }
-            Ok(ContainerStatus::Running | ContainerStatus::Paused) => {
+            Ok(ContainerStatus::Running) => {
                 report(
                     "start",
                     id.as_str(),

@@ -205,7 +205,7 @@ impl Platform {
         rec: super::record::Record,
     ) -> Result<()> {
         const OP: &str = "checkpoint";
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let mut req = api::CheckpointTaskRequest::new();
         req.id = id.to_string();
         req.path = path.to_string_lossy().into_owned();

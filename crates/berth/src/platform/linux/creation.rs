@@ -53,22 +53,16 @@ pub fn reserve(state_dir: &Path) -> std::io::Result<Guard> {
     })
 }
 
-/// Removes the dirs of reservations whose makers were killed before they placed
-/// them (their lock is free).
+/// Removes the dirs of reservations whose makers died before they placed them
+/// (the maker's pid is in the name: `.new-<id>-<pid>-<n>`).
 pub fn sweep(root: &Path) {
     for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        // Young ones may be a live maker's, not yet locked.
-        let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-            t.elapsed()
-                .is_ok_and(|a| a > std::time::Duration::from_secs(10))
-        });
-        if !old || !entry.file_name().to_string_lossy().starts_with(NEW_PREFIX) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(NEW_PREFIX) else {
             continue;
-        }
-        let free = File::open(entry.path().join(LOCK))
-            .map(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok())
-            .unwrap_or(true);
-        if free {
+        };
+        let maker = rest.rsplit('-').nth(1).and_then(|p| p.parse::<i32>().ok());
+        if maker.is_some_and(|pid| !super::process_alive(pid)) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

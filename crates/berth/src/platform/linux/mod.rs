@@ -150,6 +150,26 @@ impl Platform {
         Ok(s)
     }
 
+    /// The shim of a container that should be running: one that exited (its
+    /// shim gone, its exit recorded) is an error that says so.
+    fn live_shim(&self, op: &'static str, id: &ContainerId) -> Result<Shim> {
+        self.shim(op, id).map_err(|e| {
+            if e.kind == ErrorKind::ShimUnavailable
+                && record::exit(&self.roots.data_dir(id)).is_some()
+            {
+                Error::new(
+                    op,
+                    id.as_str(),
+                    ErrorKind::FailedPrecondition,
+                    "check state",
+                    "the container is not running (it exited)",
+                )
+            } else {
+                e
+            }
+        })
+    }
+
     fn record(&self, op: &'static str, id: &ContainerId) -> Result<record::Record> {
         record::read(&self.roots.data_dir(id)).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::new(
@@ -584,7 +604,7 @@ impl Platform {
     /// Sends `signal` to init; SIGKILL goes to every process of the container.
     pub async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
         const OP: &str = "signal";
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let mut req = api::KillRequest::new();
         req.id = id.to_string();
         req.signal = signal as u32;
@@ -949,7 +969,7 @@ impl Platform {
             ));
         }
         self.record(OP, id)?;
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let state_dir = self.roots.state_dir(id);
         let init = Spec::load(paths::bundle_dir(&state_dir).join("config.json")).map_err(|e| {
             Error::new(
@@ -1040,7 +1060,7 @@ impl Platform {
         signal: i32,
     ) -> Result<()> {
         const OP: &str = "signal";
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let mut req = api::KillRequest::new();
         req.id = id.to_string();
         req.exec_id = exec_id(process_id);
@@ -1060,7 +1080,7 @@ impl Platform {
         height: u32,
     ) -> Result<()> {
         const OP: &str = "resize";
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let mut req = api::ResizePtyRequest::new();
         req.id = id.to_string();
         req.exec_id = exec_id(process_id);
@@ -1075,7 +1095,7 @@ impl Platform {
     /// Closes a process's stdin.
     pub async fn close_stdin(&self, id: &ContainerId, process_id: &ProcessId) -> Result<()> {
         const OP: &str = "close-stdin";
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let mut req = api::CloseIORequest::new();
         req.id = id.to_string();
         req.exec_id = exec_id(process_id);

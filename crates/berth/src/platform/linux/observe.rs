@@ -60,7 +60,7 @@ impl Platform {
 
     async fn freezer(&self, op: &'static str, id: &ContainerId, kind: EventKind) -> Result<()> {
         self.record(op, id)?;
-        let shim = self.shim(op, id)?;
+        let shim = self.live_shim(op, id)?;
         let before = self.last_seq(id);
         let mut reqid = id.to_string();
         let call = if kind == EventKind::Paused {
@@ -87,7 +87,7 @@ impl Platform {
     /// A sample of the container's resource use.
     pub async fn stats(&self, id: &ContainerId) -> Result<Stats> {
         const OP: &str = "stats";
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let mut req = api::StatsRequest::new();
         req.id = id.to_string();
         let resp = shim
@@ -120,7 +120,7 @@ impl Platform {
     pub async fn pids(&self, id: &ContainerId) -> Result<Vec<u32>> {
         const OP: &str = "pids";
         self.record(OP, id)?;
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let mut req = api::PidsRequest::new();
         req.id = id.to_string();
         let resp = shim
@@ -153,7 +153,7 @@ impl Platform {
     pub async fn update_resources(&self, id: &ContainerId, r: &Resources) -> Result<()> {
         const OP: &str = "update";
         self.record(OP, id)?;
-        let shim = self.shim(OP, id)?;
+        let shim = self.live_shim(OP, id)?;
         let resources = to_oci(r).map_err(|e| {
             Error::new(
                 OP,
