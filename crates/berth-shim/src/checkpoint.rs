@@ -246,6 +246,23 @@ pub fn cgroup_roots(proc_cgroup: &str) -> Vec<String> {
 }
 
 /// The error lines of a CRIU log, joined: what a person needs to see first.
+/// Whether a dump failed because criu could not stop a task of the container in
+/// its time (criu's own timeout while seizing), which a second try gets past.
+pub fn seize_timed_out(log: &Path) -> bool {
+    std::fs::read_to_string(log)
+        .is_ok_and(|t| t.contains("Timeout reached") || t.contains("Unseizable"))
+}
+
+/// Removes what a failed dump wrote (criu's `*.img` files) from `dir`, so that a
+/// second dump starts from nothing.
+pub fn remove_images(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().extension().is_some_and(|x| x == "img") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 pub fn log_errors(log: &Path) -> String {
     let Ok(f) = File::open(log) else {
         return format!("no log at {}", log.display());

@@ -134,23 +134,40 @@ impl Service {
             freezer: Some(&freezer),
             externals: &externals,
         });
-        let outcome = self
-            .run_criu(&bin, &args, "criu dump")
-            .and_then(|code| match code {
-                0 => Ok(()),
-                c => Err(fail(
-                    WireErrorKind::Internal,
-                    "criu dump",
-                    format!(
-                        "criu failed (exit {c}): {}",
-                        criu::log_errors(&images.join("dump.log"))
-                    ),
-                )),
-            })
-            .and_then(|()| match &opts.rootfs {
-                Some(dir) => self.archive_rootfs(Path::new(dir), &images),
-                None => Ok(()),
-            });
+        let dump = || {
+            self.run_criu(&bin, &args, "criu dump")
+                .and_then(|code| match code {
+                    0 => Ok(()),
+                    c => Err(fail(
+                        WireErrorKind::Internal,
+                        "criu dump",
+                        format!(
+                            "criu failed (exit {c}): {}",
+                            criu::log_errors(&images.join("dump.log"))
+                        ),
+                    )),
+                })
+        };
+        let mut outcome = dump();
+        if outcome.is_err() && criu::seize_timed_out(&images.join("dump.log")) {
+            // criu could not stop a task in time: one the freezer caught in the
+            // middle of a fork. Let it finish, hold the container still again,
+            // and dump once more from scratch.
+            tracing::warn!(container_id = %self.id, "criu dump timed out seizing a task; retrying once");
+            self.unlock_network(pid);
+            if we_froze && self.frozen() {
+                let _ = self.freeze(STEP, FreezerState::Thawed);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                self.freeze(STEP, FreezerState::Frozen)?;
+            }
+            let _ = std::fs::rename(images.join("dump.log"), images.join("dump-1.log"));
+            criu::remove_images(&images);
+            outcome = dump();
+        }
+        let outcome = outcome.and_then(|()| match &opts.rootfs {
+            Some(dir) => self.archive_rootfs(Path::new(dir), &images),
+            None => Ok(()),
+        });
         let outcome = outcome.and_then(|()| match &opts.marker {
             Some(marker) => write_marker(&images, marker),
             None => Ok(()),
