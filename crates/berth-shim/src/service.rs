@@ -470,6 +470,37 @@ impl Service {
         Ok((pid, report))
     }
 
+    /// Removes the container (its cgroup, libcontainer's state). libcontainer
+    /// rewrites its state file in place, so a load that races a write (a kill
+    /// saving the stopped status) can fail: it is tried again, and what cannot be
+    /// loaded is removed from the spec's cgroup path all the same.
+    fn delete_container(&self) -> TResult<()> {
+        let dir = self.paths.runtime_root.join(self.id.as_str());
+        let mut loaded = Container::load(dir.clone());
+        for _ in 0..5 {
+            if loaded.is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            loaded = Container::load(dir.clone());
+        }
+        match loaded {
+            Ok(mut c) => c
+                .delete(true)
+                .map_err(|e| fail(WireErrorKind::Internal, "delete container", e)),
+            Err(e) if dir.exists() => {
+                tracing::warn!(error = %e, "libcontainer state unreadable; removing the cgroup by the spec");
+                let bundle = self.bundle.lock().unwrap().clone();
+                if let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join("config.json")) {
+                    checkpoint::kill_and_remove_cgroup(&spec, self.id.as_str());
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Starts the monitor of `proc`: on exit, drains its output, records the exit
     /// (after the start event, never before it) and wakes waiters.
     fn monitor(&self, proc: &Arc<Proc>) {
@@ -1181,10 +1212,7 @@ impl Task for Service {
             return Ok(resp.clone());
         }
         if is_init {
-            if let Ok(mut c) = Container::load(self.paths.runtime_root.join(self.id.as_str())) {
-                c.delete(true)
-                    .map_err(|e| fail(WireErrorKind::Internal, "delete container", e))?;
-            }
+            self.delete_container()?;
             if let Some(target) = self.rootfs.lock().unwrap().take() {
                 mounts::unmount_all(&target);
             }
