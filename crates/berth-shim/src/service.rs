@@ -157,6 +157,8 @@ impl Proc {
 pub(crate) struct Busy {
     count: Mutex<usize>,
     cond: Condvar,
+    /// When the last request ended: its reply is written just after.
+    last_end: Mutex<Option<std::time::Instant>>,
 }
 
 pub(crate) struct BusyGuard<'a>(&'a Busy);
@@ -167,14 +169,24 @@ impl Busy {
         BusyGuard(self)
     }
 
+    /// Waits until no request runs, and until the reply of one that just ended
+    /// has had a moment to be written (a `kill` beside the Shutdown of `run
+    /// --rm` lost its reply to the shim's exit).
     fn wait_idle(&self, timeout: Duration) {
         let count = self.count.lock().unwrap();
         let _ = self.cond.wait_timeout_while(count, timeout, |n| *n > 0);
+        const REPLY_GRACE: Duration = Duration::from_millis(2);
+        if let Some(end) = *self.last_end.lock().unwrap() {
+            if let Some(left) = REPLY_GRACE.checked_sub(end.elapsed()) {
+                std::thread::sleep(left);
+            }
+        }
     }
 }
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
+        *self.0.last_end.lock().unwrap() = Some(std::time::Instant::now());
         *self.0.count.lock().unwrap() -= 1;
         self.0.cond.notify_all();
     }
@@ -218,6 +230,11 @@ pub struct Service {
     /// Init's deletion: held while it runs, then its answer, which a second
     /// Delete (an exit command's `rm` beside `rm -f`) gets as well.
     init_deleted: Mutex<Option<api::DeleteResponse>>,
+    /// libcontainer's state.json is rewritten in place (truncated, then written)
+    /// by kill, start and pause: every load and every load-then-save holds this,
+    /// so that no request reads it half written (a Delete that raced a Kill's save
+    /// found it empty and left the container's cgroups and state behind).
+    state_lock: Mutex<()>,
 }
 
 pub fn serve(flags: &Flags) -> Result<()> {
@@ -283,6 +300,7 @@ pub fn serve(flags: &Flags) -> Result<()> {
         checkpointing: std::sync::atomic::AtomicBool::new(false),
         exit_command: Mutex::new(None),
         init_deleted: Mutex::new(None),
+        state_lock: Mutex::new(()),
         busy: Arc::new(Busy::default()),
     });
     let mut server = ttrpc::Server::new()
@@ -353,7 +371,14 @@ impl Service {
         emit(&self.journal, kind, d);
     }
 
+    /// libcontainer's record of the container, read under `state_lock`.
     fn container(&self, step: &str) -> TResult<Container> {
+        let _state = self.state_lock.lock().unwrap();
+        self.container_locked(step)
+    }
+
+    /// As `container`, for a caller that holds `state_lock` (to save what it read).
+    fn container_locked(&self, step: &str) -> TResult<Container> {
         Container::load(self.paths.runtime_root.join(self.id.as_str())).map_err(|e| {
             fail(
                 WireErrorKind::NotFound,
@@ -470,10 +495,10 @@ impl Service {
         Ok((pid, report))
     }
 
-    /// Removes the container (its cgroup, libcontainer's state). libcontainer
-    /// rewrites its state file in place, so a load that races a write (a kill
-    /// saving the stopped status) can fail: it is tried again, and what cannot be
-    /// loaded is removed from the spec's cgroup path all the same.
+    /// Removes the container (its cgroup, libcontainer's state), holding
+    /// `state_lock`. A state file that still cannot be loaded (written by
+    /// another process) is tried again, and what cannot be loaded is removed
+    /// from the spec's cgroup path all the same.
     fn delete_container(&self) -> TResult<()> {
         let dir = self.paths.runtime_root.join(self.id.as_str());
         let mut loaded = Container::load(dir.clone());
@@ -965,10 +990,13 @@ impl Task for Service {
             self.restore_init(&proc, &images)
         } else if is_init {
             (|| {
-                let mut container = self.container("start")?;
-                container
-                    .start()
-                    .map_err(|e| fail(WireErrorKind::Internal, "start container", e))?;
+                {
+                    let _state = self.state_lock.lock().unwrap();
+                    let mut container = self.container_locked("start")?;
+                    container
+                        .start()
+                        .map_err(|e| fail(WireErrorKind::Internal, "start container", e))?;
+                }
                 let mut report = proc.report.lock().unwrap().take();
                 match report.as_mut().and_then(await_exec) {
                     Some(ee) => Err(exec_failure(ee)),
@@ -1158,7 +1186,8 @@ impl Task for Service {
             return Ok(api::Empty::new());
         };
         if proc.id == INIT_PROCESS_ID {
-            let mut container = self.container("kill")?;
+            let _state = self.state_lock.lock().unwrap();
+            let mut container = self.container_locked("kill")?;
             container
                 .kill(sig, req.all)
                 .map_err(|e| fail(WireErrorKind::Internal, "kill", e))?;
@@ -1212,6 +1241,7 @@ impl Task for Service {
             return Ok(resp.clone());
         }
         if is_init {
+            let _state = self.state_lock.lock().unwrap();
             self.delete_container()?;
             if let Some(target) = self.rootfs.lock().unwrap().take() {
                 mounts::unmount_all(&target);

@@ -190,10 +190,13 @@ impl Service {
             },
         );
         if opts.exit {
-            let mut container = self.container(STEP)?;
-            container
-                .kill(nix::sys::signal::Signal::SIGKILL, true)
-                .map_err(|e| fail(WireErrorKind::Internal, "stop after checkpoint", e))?;
+            {
+                let _state = self.state_lock.lock().unwrap();
+                let mut container = self.container_locked(STEP)?;
+                container
+                    .kill(nix::sys::signal::Signal::SIGKILL, true)
+                    .map_err(|e| fail(WireErrorKind::Internal, "stop after checkpoint", e))?;
+            }
             if self.frozen() {
                 self.freeze(STEP, FreezerState::Thawed)?;
             }

@@ -74,7 +74,8 @@ impl Service {
             .map_err(|e| fail(WireErrorKind::Internal, step, format!("freezer: {e}")))?;
         // Keep libcontainer's own record in step (best effort: the cgroup is what
         // counts).
-        if let Ok(mut c) = self.container(step) {
+        let _state = self.state_lock.lock().unwrap();
+        if let Ok(mut c) = self.container_locked(step) {
             let status = match state {
                 FreezerState::Frozen => ContainerStatus::Paused,
                 _ => ContainerStatus::Running,
