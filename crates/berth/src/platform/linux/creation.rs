@@ -24,11 +24,13 @@ const NEW_PREFIX: &str = ".new-";
 /// Takes the name: makes `state_dir` holding its creation lock, already locked.
 /// The dir is made aside with the lock in it and renamed into place, so nobody
 /// ever finds it without the lock, or the lock unlocked while its creator lives.
-/// `AlreadyExists` when the name is taken.
+/// `AlreadyExists` when the name is taken. Asides that killed makers left (of any
+/// name) go first.
 pub fn reserve(state_dir: &Path) -> std::io::Result<Guard> {
     use std::os::unix::fs::DirBuilderExt;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let root = state_dir.parent().unwrap_or(Path::new("/"));
+    sweep(root);
     let name = state_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -108,5 +110,41 @@ pub fn of(state_dir: &Path, data_dir: &Path) -> Creation {
         (false, _) => Creation::Settled,
         (true, false) => Creation::Abandoned(guard),
         (true, true) => Creation::Unfinished(guard),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid that was a process and is no longer.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn reserving_sweeps_asides_of_dead_makers_only() {
+        let root = std::env::temp_dir().join(format!("berth-creation-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let dead = root.join(format!("{NEW_PREFIX}a-{}-0", dead_pid()));
+        let live = root.join(format!("{NEW_PREFIX}b-{}-7", std::process::id()));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&live).unwrap();
+
+        let guard = reserve(&root.join("c")).unwrap();
+        assert!(!dead.exists(), "a dead maker's aside stays");
+        assert!(live.exists(), "a live maker's aside was removed");
+        assert!(root.join("c").join(LOCK).exists());
+        assert_eq!(
+            reserve(&root.join("c")).unwrap_err().kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
+        finish(&root.join("c"), guard);
+        assert!(!root.join("c").join(LOCK).exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

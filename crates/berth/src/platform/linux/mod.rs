@@ -807,6 +807,8 @@ impl Platform {
     /// Deletes a stopped container and everything it left.
     pub async fn delete(&self, id: &ContainerId) -> Result<ExitStatus> {
         const OP: &str = "delete";
+        // Asides of creations killed before they took a name (this one's too).
+        creation::sweep(&self.roots.state);
         // A creation under way finishes first (or is found dead and cleaned up).
         let deadline = tokio::time::Instant::now() + CREATION_WAIT;
         loop {
