@@ -175,14 +175,13 @@ fn a_start_that_fails_leaves_it_created_and_nothing_else() {
     assert_eq!(env.inspect(&missing)["State"]["Status"], "created");
     only_a_record(&env, &missing);
 
-    // An exited container is not started again: run it anew.
+    // One that ran and exited starts again (Docker's start of a stopped one).
     let done = env.name("d");
     env.berth(&["create", "--name", &done, "--", "true"])
         .code(0);
     env.berth(&["start", "-a", &done]).code(0);
-    env.berth(&["start", &done])
-        .code(1)
-        .one_line_error(&["start", &done, "exited"]);
+    assert_eq!(env.berth(&["start", &done]).ok().trim(), done);
+    env.wait_status(&done, "exited", Duration::from_secs(10));
     env.berth(&["rm", &missing, &done]).code(0);
     env.finish();
 }
@@ -231,5 +230,116 @@ fn create_rm_started_detached_removes_itself_when_it_exits() {
     eventually("removed after its exit", Duration::from_secs(10), || {
         env.berth(&["inspect", &name]).code == 1
     });
+    env.finish();
+}
+
+/// The types of `name`'s events so far, in order.
+fn event_types(env: &Env, name: &str) -> Vec<String> {
+    env.berth(&[
+        "events",
+        "--format",
+        "json",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "--filter",
+        &format!("container={name}"),
+    ])
+    .ok()
+    .lines()
+    .map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        v["Type"].as_str().unwrap_or_default().to_owned()
+    })
+    .collect()
+}
+
+#[test]
+fn an_exited_container_starts_again_with_its_logs_kept() {
+    let env = Env::new("cse");
+    let name = env.name("c");
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "echo run; exec sleep 1000",
+    ])
+    .code(0);
+    let first = env.wait_status(&name, "running", Duration::from_secs(10));
+    env.berth(&["kill", &name]).code(0);
+    let exited = env.wait_status(&name, "exited", Duration::from_secs(10));
+    assert_eq!(exited["State"]["ExitCode"], 137, "{exited}");
+
+    // Docker's start of a stopped container: it runs again, as it was made.
+    assert_eq!(env.berth(&["start", &name]).ok().trim(), name);
+    let again = env.wait_status(&name, "running", Duration::from_secs(10));
+    assert_ne!(again["State"]["Pid"], first["State"]["Pid"], "{again}");
+    assert_eq!(again["Created"], first["Created"], "{again}");
+    assert_eq!(again["Config"]["Args"], first["Config"]["Args"], "{again}");
+    assert!(again["State"]["ExitCode"].is_null(), "{again}");
+    assert!(
+        again["State"]["StartedAt"].as_str() > first["State"]["StartedAt"].as_str(),
+        "{first}\n{again}"
+    );
+    // Its output goes on in the same log.
+    eventually("both runs in the log", Duration::from_secs(10), || {
+        env.berth(&["logs", &name]).out() == "run\nrun\n"
+    });
+    let starts = event_types(&env, &name)
+        .iter()
+        .filter(|t| *t == "start")
+        .count();
+    assert_eq!(starts, 2);
+    env.berth(&["rm", "-f", &name]).code(0);
+    env.finish();
+}
+
+#[test]
+fn start_a_of_an_exited_container_reruns_it_attached_and_many_starts_run_it_once() {
+    let env = Env::new("csx");
+    let name = env.name("c");
+    let out = env.berth(&["run", "--name", &name, "--", "sh", "-c", "echo out; exit 5"]);
+    out.code(5);
+    assert_eq!(out.out(), "out\n");
+    let out = env.berth(&["start", "-a", &name]);
+    out.code(5);
+    assert_eq!(out.out(), "out\n");
+    assert_eq!(env.inspect(&name)["State"]["ExitCode"], 5);
+
+    // Four starts at once of the exited container: each succeeds, one runs it.
+    let before = event_types(&env, &name).len();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = env.cmd(&["start", &name]);
+            std::thread::spawn(move || cmd.output().expect("berth start"))
+        })
+        .collect();
+    for s in starts {
+        let o = s.join().unwrap();
+        assert!(
+            o.status.success(),
+            "a start failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), name);
+    }
+    env.wait_status(&name, "exited", Duration::from_secs(10));
+    eventually(
+        "the run's exit is journaled",
+        Duration::from_secs(10),
+        || event_types(&env, &name)[before..].contains(&"exit".to_owned()),
+    );
+    let runs = event_types(&env, &name)[before..]
+        .iter()
+        .filter(|t| *t == "start")
+        .count();
+    assert_eq!(runs, 1, "started more than once");
+    assert_eq!(env.berth(&["logs", &name]).out(), "out\nout\nout\n");
+    env.berth(&["rm", &name]).code(0);
     env.finish();
 }

@@ -306,6 +306,25 @@ fn writes_land_in_the_container_only() {
     env.finish();
 }
 
+#[test]
+fn a_restarted_container_keeps_what_it_wrote() {
+    let env = Env::new("imr");
+    let layout = busybox_layout(&env);
+    import(&env, &layout, "berth-test/bb");
+    let name = env.name("c");
+    // Each run prints how many ran before it, and counts itself.
+    let count = "n=$(cat /count 2>/dev/null || echo 0); echo $n; echo $((n + 1)) > /count";
+    let out = env.berth(&["run", "--name", &name, "berth-test/bb", "sh", "-c", count]);
+    assert_eq!(out.ok(), "0\n");
+    for want in ["1\n", "2\n"] {
+        assert_eq!(env.berth(&["start", "-a", &name]).ok(), want);
+    }
+    assert_eq!(env.berth(&["logs", &name]).ok(), "0\n1\n2\n");
+    env.berth(&["rm", &name]).ok();
+    env.berth(&["image", "rm", "berth-test/bb"]).ok();
+    env.finish();
+}
+
 /// Every path under `dir` with its size and mode, sorted.
 fn tree(dir: &Path) -> Vec<String> {
     let mut v = Vec::new();

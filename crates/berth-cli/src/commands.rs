@@ -516,9 +516,10 @@ async fn create(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     }
 }
 
-/// `berth start`: starts created containers. Attached (`-a`, or `-i` for stdin
-/// too) it streams the one container's output and exits with its status, as
-/// `run` does; else it prints each name. A running container is left alone.
+/// `berth start`: starts created containers, and exited ones again. Attached
+/// (`-a`, or `-i` for stdin too) it streams the one container's output and exits
+/// with its status, as `run` does; else it prints each name. A running container
+/// is left alone.
 async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names: &[String]) -> u8 {
     let attached = attach_out || interactive;
     if attached && names.len() > 1 {
@@ -586,7 +587,10 @@ async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names
             Err(e)
                 if !attached
                     && e.kind == ErrorKind::FailedPrecondition
-                    && matches!(status, Ok(ContainerStatus::Created)) =>
+                    && matches!(
+                        status,
+                        Ok(ContainerStatus::Created | ContainerStatus::Exited)
+                    ) =>
             {
                 // Another start got there first (or is under way): once it is
                 // done, a running container is what this start asked for.

@@ -66,7 +66,9 @@ impl Client {
     }
 
     /// Creates and starts a container [`Client::define`] defined, with `stdio`
-    /// attached, as [`Client::create`] does. A start that fails leaves it defined.
+    /// attached, as [`Client::create`] does; one that has exited is run again as
+    /// it was made (its logs and image writable layer kept, Docker's start of a
+    /// stopped container). A start that fails leaves it defined.
     pub async fn start(&self, id: &ContainerId, stdio: StdioRequest) -> Result<Created> {
         let span = tracing::info_span!("start", container_id = %id);
         let (pid, io) =

@@ -1,7 +1,9 @@
 //! Containers defined but not started (`berth create`, Docker's created state):
 //! the spec and options wait in the record's `definition.json`, holding the name,
 //! with no shim, process, mount or cgroup; `start` creates and starts them with the
-//! stdio its caller wants then.
+//! stdio its caller wants then. A started container keeps them as `template.json`,
+//! so that once it has exited `start` runs it again (Docker's start of a stopped
+//! container): its logs and its image's writable layer stay, the rest is made anew.
 
 use std::path::{Path, PathBuf};
 
@@ -10,11 +12,20 @@ use chrono::{DateTime, Utc};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
+use nix::fcntl::{Flock, FlockArg};
+
 use super::{creation, mkdir_private, record, Platform};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ContainerInfo, CreateOptions, Layers, ProcessIo, StdioRequest};
 
 const DEFINITION: &str = "definition.json";
+/// How a started container was made, for its next start.
+const TEMPLATE: &str = "template.json";
+/// Held while an exited container is made ready to start again.
+const RESTART_LOCK: &str = ".restart.lock";
+/// What a reset to the definition keeps besides it: the container's output and
+/// its files (an image's writable layer) live on across its runs.
+const KEPT: [&str; 5] = [DEFINITION, TEMPLATE, RESTART_LOCK, "logs", "rw"];
 
 /// `definition.json`: what `start` creates the container from.
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,17 +103,26 @@ pub(super) fn created_info(id: &ContainerId, rec: record::Record) -> ContainerIn
 }
 
 fn read(data_dir: &Path) -> Option<Definition> {
-    serde_json::from_slice(&std::fs::read(data_dir.join(DEFINITION)).ok()?).ok()
+    read_as(data_dir, DEFINITION)
 }
 
-fn write(data_dir: &Path, id: &ContainerId, def: &Definition) -> std::io::Result<()> {
-    mkdir_private(data_dir)?;
-    let tmp = data_dir.join("definition.json.tmp");
+fn read_as(data_dir: &Path, name: &str) -> Option<Definition> {
+    serde_json::from_slice(&std::fs::read(data_dir.join(name)).ok()?).ok()
+}
+
+/// Writes `def` as `name` whole (aside, then renamed into place).
+fn write_as(data_dir: &Path, name: &str, def: &Definition) -> std::io::Result<()> {
+    let tmp = data_dir.join(format!("{name}.tmp"));
     std::fs::write(
         &tmp,
         serde_json::to_vec_pretty(def).map_err(std::io::Error::other)?,
     )?;
-    std::fs::rename(tmp, data_dir.join(DEFINITION))?;
+    std::fs::rename(tmp, data_dir.join(name))
+}
+
+fn write(data_dir: &Path, id: &ContainerId, def: &Definition) -> std::io::Result<()> {
+    mkdir_private(data_dir)?;
+    write_as(data_dir, DEFINITION, def)?;
     record::write(data_dir, &def.record(id))
 }
 
@@ -120,8 +140,10 @@ impl Platform {
             let _ = std::fs::remove_dir_all(&data_dir);
             return;
         };
+        // The record is rewritten in place, never removed: whoever looks meanwhile
+        // finds the container.
         for entry in std::fs::read_dir(&data_dir).into_iter().flatten().flatten() {
-            if entry.file_name() != DEFINITION {
+            if entry.file_name() != "config.json" && !KEPT.iter().any(|k| entry.file_name() == *k) {
                 let p = entry.path();
                 let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
             }
@@ -129,9 +151,85 @@ impl Platform {
         let _ = record::write(&data_dir, &def.record(id));
     }
 
-    /// Drops `id`'s definition (its start has succeeded).
+    /// Drops `id`'s definition (its start has succeeded), keeping it as the
+    /// template of the container's next start.
     pub(super) fn forget_definition(&self, id: &ContainerId) {
-        let _ = std::fs::remove_file(self.roots.data_dir(id).join(DEFINITION));
+        let data_dir = self.roots.data_dir(id);
+        let _ = std::fs::rename(data_dir.join(DEFINITION), data_dir.join(TEMPLATE));
+    }
+
+    /// Keeps how `id` was just created (not defined first), for its next start.
+    pub(super) fn keep_template(&self, id: &ContainerId, spec: &Spec, opts: &CreateOptions) {
+        let data_dir = self.roots.data_dir(id);
+        let mut def = Definition::of(spec, opts);
+        if let Ok(rec) = record::read(&data_dir) {
+            def.created = rec.created;
+        }
+        if let Err(e) = write_as(&data_dir, TEMPLATE, &def) {
+            tracing::warn!(container_id = %id, error = %e, "keeping the template failed: start will not rerun it");
+        }
+    }
+
+    /// Makes an exited `id` defined again from its template, with what its last
+    /// run left (shim, state, mounts, cgroup) removed and its logs and writable
+    /// layer kept. False when it is not exited (another start got there first).
+    async fn rearm(&self, id: &ContainerId) -> Result<bool> {
+        const OP: &str = "start";
+        let data_dir = self.roots.data_dir(id);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data_dir.join(RESTART_LOCK))
+            .map_err(super::io_err(OP, id, "lock record"))?;
+        let deadline = tokio::time::Instant::now() + super::CREATION_WAIT;
+        let mut lock = Some(lock);
+        let _guard = loop {
+            match Flock::lock(lock.take().unwrap(), FlockArg::LockExclusiveNonblock) {
+                Ok(g) => break g,
+                Err((f, _)) if tokio::time::Instant::now() < deadline => {
+                    lock = Some(f);
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err((_, e)) => {
+                    return Err(super::io_err(OP, id, "lock record")(std::io::Error::from(
+                        e,
+                    )))
+                }
+            }
+        };
+        // Looked at again under the lock: a start or rm may have come first.
+        if self.is_defined(id) {
+            return Ok(true);
+        }
+        let rec = self.record(OP, id)?;
+        if self.state(id).await?.status != ContainerStatus::Exited {
+            return Ok(false);
+        }
+        let Some(mut def) = read_as(&data_dir, TEMPLATE) else {
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::FailedPrecondition,
+                "read template",
+                "the container has exited and was made by an older berth that kept no \
+                 template: remove it and run it again",
+            ));
+        };
+        def.created = rec.created;
+        write(&data_dir, id, &def).map_err(super::io_err(OP, id, "write definition"))?;
+        let state_dir = self.roots.state_dir(id);
+        self.teardown(id, &state_dir, &data_dir, true).await;
+        if state_dir.exists() {
+            return Err(Error::new(
+                OP,
+                id.as_str(),
+                ErrorKind::Internal,
+                "remove last run",
+                "its root filesystem is still mounted",
+            ));
+        }
+        Ok(true)
     }
 
     /// The error of an operation that needs a started container.
@@ -249,24 +347,25 @@ impl Platform {
         written
     }
 
-    /// Creates and starts a defined container, with `stdio` attached. A start that
-    /// fails leaves it defined, as it was.
+    /// Creates and starts a defined container, with `stdio` attached; an exited
+    /// one is run again as it was made. A start that fails leaves it defined.
     pub async fn start(&self, id: &ContainerId, stdio: StdioRequest) -> Result<(u32, ProcessIo)> {
         const OP: &str = "start";
         let data_dir = self.roots.data_dir(id);
-        let Some(def) = read(&data_dir) else {
-            let info = self.state(id).await?;
+        let mut def = read(&data_dir);
+        if def.is_none()
+            && self.state(id).await?.status == ContainerStatus::Exited
+            && self.rearm(id).await?
+        {
+            def = read(&data_dir);
+        }
+        let Some(def) = def else {
             return Err(Error::new(
                 OP,
                 id.as_str(),
                 ErrorKind::FailedPrecondition,
                 "check state",
-                match info.status {
-                    ContainerStatus::Exited => {
-                        "the container has exited: remove it and run it again"
-                    }
-                    _ => "the container was started already",
-                },
+                "the container was started already",
             ));
         };
         self.create_from(id, &def.spec, &def.options(), stdio, Some(def.created))

@@ -67,7 +67,8 @@ pub struct Platform {
     followers: Mutex<HashMap<ContainerId, Follower>>,
     /// Made on first use, on the runtime the client is used from.
     watcher: std::sync::OnceLock<Option<Arc<Watcher>>>,
-    shims: Mutex<HashMap<ContainerId, Shim>>,
+    /// Connections to shims, with the pid of the shim each was made to.
+    shims: Mutex<HashMap<ContainerId, (Shim, Option<i32>)>>,
 }
 
 fn io_err<'a>(
@@ -130,8 +131,14 @@ impl Platform {
     }
 
     fn shim(&self, op: &'static str, id: &ContainerId) -> Result<Shim> {
-        if let Some(s) = self.shims.lock().unwrap().get(id) {
-            return Ok(s.clone());
+        // A connection is good while its shim is the container's: after a
+        // restart or a remove and run of the name (by another berth, say) it is
+        // another's, and a new one is made.
+        let pid = self.shim_pid(id);
+        if let Some((s, of)) = self.shims.lock().unwrap().get(id) {
+            if pid.is_some() && *of == pid {
+                return Ok(s.clone());
+            }
         }
         if self.is_defined(id) {
             return Err(Self::not_started(op, id));
@@ -146,7 +153,10 @@ impl Platform {
                 e,
             )
         })?;
-        self.shims.lock().unwrap().insert(id.clone(), s.clone());
+        self.shims
+            .lock()
+            .unwrap()
+            .insert(id.clone(), (s.clone(), pid));
         Ok(s)
     }
 
@@ -252,6 +262,8 @@ impl Platform {
             Ok(r) => {
                 if defined.is_some() {
                     self.forget_definition(id);
+                } else {
+                    self.keep_template(id, spec, opts);
                 }
                 creation::finish(&state_dir, guard);
                 Ok(r)
@@ -455,7 +467,11 @@ impl Platform {
                 e,
             )
         })?;
-        self.shims.lock().unwrap().insert(id.clone(), shim.clone());
+        let pid = self.shim_pid(id);
+        self.shims
+            .lock()
+            .unwrap()
+            .insert(id.clone(), (shim.clone(), pid));
         let mut follower = self.follow(state_dir);
 
         let mut req = api::CreateTaskRequest::new();
@@ -513,6 +529,7 @@ impl Platform {
             .lock()
             .unwrap()
             .remove(id)
+            .map(|(s, _)| s)
             .or_else(|| Shim::connect(&paths::socket(state_dir)).ok());
         if let Some(shim) = shim {
             let mut req = api::DeleteRequest::new();
@@ -567,10 +584,14 @@ impl Platform {
 
     /// Whether `id`'s shim process still exists (it may just not answer).
     fn shim_alive(&self, id: &ContainerId) -> bool {
+        self.shim_pid(id).is_some_and(process_alive)
+    }
+
+    /// The pid of `id`'s shim, as it wrote it.
+    fn shim_pid(&self, id: &ContainerId) -> Option<i32> {
         std::fs::read_to_string(self.roots.state_dir(id).join("shim.pid"))
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
-            .is_some_and(process_alive)
     }
 
     /// A container whose shim is gone (killed, host crash): ends whatever of it is
