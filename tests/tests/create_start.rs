@@ -343,3 +343,32 @@ fn start_a_of_an_exited_container_reruns_it_attached_and_many_starts_run_it_once
     env.berth(&["rm", &name]).code(0);
     env.finish();
 }
+
+#[test]
+fn restart_stops_and_starts_again_running_paused_or_created() {
+    let env = Env::new("csr");
+    let name = env.name("c");
+    env.berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+        .code(0);
+    let first = env.wait_status(&name, "running", Duration::from_secs(10));
+    assert_eq!(env.berth(&["restart", "-t", "1", &name]).ok().trim(), name);
+    let again = env.inspect(&name);
+    assert_eq!(again["State"]["Status"], "running", "{again}");
+    assert_ne!(again["State"]["Pid"], first["State"]["Pid"], "{again}");
+    // A paused one is stopped (SIGKILL reaches it frozen) and runs again.
+    env.berth(&["pause", &name]).code(0);
+    assert_eq!(env.berth(&["restart", "-t", "1", &name]).ok().trim(), name);
+    assert_eq!(env.inspect(&name)["State"]["Status"], "running");
+    // A created one just starts; a missing name is an error of its own.
+    let created = env.name("d");
+    env.berth(&["create", "--name", &created, "--", "sleep", "1000"])
+        .code(0);
+    let missing = env.name("none");
+    let out = env.berth(&["restart", &created, &missing]);
+    out.code(1);
+    assert_eq!(out.out().trim(), created);
+    out.one_line_error(&["restart", &missing, "no such container"]);
+    assert_eq!(env.inspect(&created)["State"]["Status"], "running");
+    env.berth(&["rm", "-f", &name, &created]).code(0);
+    env.finish();
+}

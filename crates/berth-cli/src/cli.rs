@@ -80,6 +80,15 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Restart containers: stop (as `stop` does), then start again.
+    Restart {
+        /// Seconds to wait before SIGKILL (default: the container's --stop-timeout,
+        /// else 10).
+        #[arg(short, long)]
+        time: Option<u64>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Remove containers.
     Rm {
         /// Kill a running container first.

@@ -114,6 +114,23 @@ pub async fn dispatch(cli: Cli) -> u8 {
             }
             code
         }
+        Command::Restart { time, names } => {
+            let mut code = 0;
+            for name in names {
+                match stop(&cli, &c, name, *time).await {
+                    // Prints the name once it runs again, as Docker's does.
+                    Ok(()) => {
+                        code = code
+                            .max(start(&cli, &c, false, false, std::slice::from_ref(name)).await)
+                    }
+                    Err(e) => {
+                        report_any("restart", name, &e);
+                        code = 1;
+                    }
+                }
+            }
+            code
+        }
         Command::Rm { force, names } => {
             let mut code = 0;
             for name in names {
