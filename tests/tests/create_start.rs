@@ -372,3 +372,34 @@ fn restart_stops_and_starts_again_running_paused_or_created() {
     env.berth(&["rm", "-f", &name, &created]).code(0);
     env.finish();
 }
+
+#[test]
+fn detached_i_keeps_stdin_open_and_dit_needs_no_terminal() {
+    let env = Env::new("csk");
+    // Docker's open stdin: `cat` waits on it instead of reading an end.
+    let di = env.name("di");
+    env.berth_stdin(&["run", "-d", "-i", "--name", &di, "--", "cat"], b"")
+        .code(0);
+    // `-dit` attaches nothing, so this side need not be a terminal.
+    let dit = env.name("dit");
+    env.berth_stdin(&["run", "-dit", "--name", &dit, "--", "sh"], b"")
+        .code(0);
+    // A created -i container started detached keeps it open too.
+    let ci = env.name("ci");
+    env.berth(&["create", "-i", "--name", &ci, "--", "cat"])
+        .code(0);
+    env.berth(&["start", &ci]).code(0);
+    std::thread::sleep(Duration::from_millis(500));
+    for n in [&di, &dit, &ci] {
+        assert_eq!(env.inspect(n)["State"]["Status"], "running", "{n}");
+    }
+    assert_eq!(env.berth(&["exec", &dit, "--", "echo", "ok"]).ok(), "ok\n");
+    // Without -i, stdin is empty and `cat` ends at once.
+    let plain = env.name("p");
+    env.berth(&["run", "-d", "--name", &plain, "--", "cat"])
+        .code(0);
+    let v = env.wait_status(&plain, "exited", Duration::from_secs(10));
+    assert_eq!(v["State"]["ExitCode"], 0, "{v}");
+    env.berth(&["rm", "-f", &di, &dit, &ci, &plain]).code(0);
+    env.finish();
+}

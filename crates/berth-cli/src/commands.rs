@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use berth::{
     Client, Config, ContainerId, ContainerStatus, CreateOptions, ErrorKind, ProcessId, StdioRequest,
 };
+use berth_types::OPEN_STDIN_ANNOTATION;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::{Cli, Command, ExecArgs, PsArgs, RunArgs};
@@ -435,7 +436,13 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     if a.rm && a.detach {
         remove_on_exit(cli, &id, &mut spec);
     }
-    if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+    if a.interactive && a.detach {
+        // Docker's open stdin: it stays open with nobody attached.
+        let mut ann = spec.annotations().clone().unwrap_or_default();
+        ann.insert(OPEN_STDIN_ANNOTATION.to_owned(), "true".to_owned());
+        spec.set_annotations(Some(ann));
+    }
+    if a.tty && a.interactive && !a.detach && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         report("run", id.as_str(), &NOT_A_TTY);
         return EXIT_BERTH;
     }
@@ -488,8 +495,8 @@ fn remove_on_exit(cli: &Cli, id: &ContainerId, spec: &mut oci_spec::runtime::Spe
     spec.set_annotations(Some(ann));
 }
 
-/// Spec annotations that keep `create -i` and `create --rm` for `start`.
-const OPEN_STDIN_ANNOTATION: &str = "org.berth.open-stdin";
+/// Spec annotation that keeps `create --rm` for `start` (`create -i` is kept as
+/// [`OPEN_STDIN_ANNOTATION`], which the shim honours too).
 const AUTO_REMOVE_ANNOTATION: &str = "org.berth.auto-remove";
 
 /// `berth create`: a container with everything `run` would give it, defined but

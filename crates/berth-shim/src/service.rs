@@ -91,8 +91,11 @@ struct Proc {
     io: Arc<IoGroup>,
     /// Read end of the report pipe: EOF once the command was exec'd.
     report: Mutex<Option<BufReader<File>>>,
-    /// Closing this ends the stdin copy (CloseIO, or exit).
+    /// Closing this ends the stdin copy (CloseIO, or exit); for an open stdin
+    /// nobody feeds, it is the pipe's writing end itself.
     stdin_closer: Mutex<Option<OwnedFd>>,
+    /// Give a stdin that stays open when the caller gives none.
+    hold_stdin: std::sync::atomic::AtomicBool,
     /// The terminal's master, for resizes.
     console: Mutex<Option<File>>,
     /// An exec's process.json.
@@ -123,6 +126,7 @@ impl Proc {
             io: Arc::new(IoGroup::default()),
             report: Mutex::new(None),
             stdin_closer: Mutex::new(None),
+            hold_stdin: std::sync::atomic::AtomicBool::new(false),
             console: Mutex::new(None),
             spec_path,
         }
@@ -609,7 +613,11 @@ impl Service {
             return Ok(([Stdio::null(), Stdio::null(), Stdio::null()], Some(console)));
         }
         let log = self.log(&proc.id)?;
-        let child_in = if proc.stdin.is_empty() {
+        let child_in = if proc.stdin.is_empty() && proc.hold_stdin.load(Ordering::SeqCst) {
+            let (r, w) = io::pipe().map_err(io_err("create stdin pipe"))?;
+            *proc.stdin_closer.lock().unwrap() = Some(w);
+            Stdio::from(r)
+        } else if proc.stdin.is_empty() {
             Stdio::null()
         } else {
             let fifo =
@@ -844,6 +852,12 @@ impl Task for Service {
         let prepared = fixups::prepare_bundle(Path::new(&req.bundle))
             .map_err(|e| fail(WireErrorKind::InvalidArgument, "read bundle", e));
         let spawned = prepared.and_then(|spec| {
+            let open_stdin = spec
+                .pointer("/annotations")
+                .and_then(|a| a.get(berth_types::OPEN_STDIN_ANNOTATION))
+                .and_then(|v| v.as_str())
+                == Some("true");
+            proc.hold_stdin.store(open_stdin, Ordering::SeqCst);
             if self.paths.data_dir.is_some() {
                 *self.exit_command.lock().unwrap() = spec
                     .pointer("/annotations")

@@ -21,4 +21,4 @@ pub use stats::{
     STATS_TYPE_URL,
 };
 pub use status::{ContainerStatus, ExitStatus, UNKNOWN_EXIT_CODE};
-pub use wire::{WireError, WireErrorKind, EXIT_COMMAND_ANNOTATION};
+pub use wire::{WireError, WireErrorKind, EXIT_COMMAND_ANNOTATION, OPEN_STDIN_ANNOTATION};

@@ -96,5 +96,11 @@ pub struct CheckpointOptions {
 /// as podman's exit command does. Honoured only under berth (not containerd).
 pub const EXIT_COMMAND_ANNOTATION: &str = "org.berth.exit-command";
 
+/// Spec annotation (`"true"`): init keeps a stdin open even when no caller gives
+/// it one (`run -d -i`, a detached start of `create -i`, Docker's open stdin):
+/// the shim holds the writing end of a pipe, so reads wait instead of ending,
+/// until CloseIO or the exit.
+pub const OPEN_STDIN_ANNOTATION: &str = "org.berth.open-stdin";
+
 /// The marker of a complete berth checkpoint, beside CRIU's images.
 pub const CHECKPOINT_MARKER: &str = "berth.json";
