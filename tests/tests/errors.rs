@@ -325,6 +325,81 @@ fn unknown_run_flag_is_125() {
     env.finish();
 }
 
+#[test]
+fn usage_errors_name_the_verb_and_what_is_missing() {
+    let env = Env::new("euse");
+    for (args, verb, missing, code) in [
+        (&["logs"][..], "logs", "<NAME>", 1),
+        (&["stop"], "stop", "<NAMES>", 1),
+        (
+            &["checkpoint", "create", "x"],
+            "checkpoint",
+            "<CHECKPOINT>",
+            1,
+        ),
+        (&["exec", "web"], "exec", "<COMMAND>", 125),
+    ] {
+        let out = env.berth(args);
+        out.code(code);
+        out.one_line_error(&[&format!("berth: {verb}:"), missing]);
+    }
+    // With no --name, an unknown flag does not name a random id nobody saw.
+    let out = env.berth(&["run", "--bogus"]);
+    out.code(125);
+    out.one_line_error(&["berth: run: parse arguments: unknown flag: --bogus"]);
+    env.finish();
+}
+
+#[test]
+fn top_of_an_exited_container_is_1_and_kill_prints_the_name() {
+    let env = Env::new("etop");
+    let name = env.name("c");
+    env.berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+        .code(0);
+    env.wait_status(&name, "running", Duration::from_secs(10));
+    assert_eq!(env.berth(&["kill", &name]).ok().trim(), name);
+    env.wait_status(&name, "exited", Duration::from_secs(10));
+    env.berth(&["top", &name])
+        .code(1)
+        .one_line_error(&["top", &name, "not running"]);
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}
+
+#[test]
+fn logs_into_a_reader_that_goes_away_ends_quietly() {
+    use std::io::BufRead;
+    let env = Env::new("epip");
+    let name = env.name("c");
+    // More output than a pipe holds, so the write after the reader left fails.
+    env.berth(&["run", "--name", &name, "--", "seq", "1", "200000"])
+        .code(0);
+    let mut child = env
+        .cmd(&["logs", &name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "1\n");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "as `head` sees a SIGPIPE'd tool"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no error for a closed pipe"
+    );
+    env.berth(&["rm", &name]).code(0);
+    env.finish();
+}
+
 /// Names are per root but cgroups per host: a second root's container of the same
 /// name is refused while the first one's cgroup holds processes, and the first runs
 /// on untouched (it used to join the cgroup and die with the other's `rm -f`).

@@ -191,6 +191,15 @@ pub(crate) fn report_any(verb: &str, id: &str, e: &anyhow::Error) {
 fn exit_of(verb: &str, id: &str, r: Result<()>) -> u8 {
     match r {
         Ok(()) => 0,
+        // `berth logs x | head`: the reader went away; end as a Unix tool does.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            141
+        }
         Err(e) => {
             report_any(verb, id, &e);
             1
@@ -342,10 +351,11 @@ async fn prepare(
     };
     if let Some(first) = image.first().filter(|f| f.starts_with('-')) {
         // `command` takes hyphen values so `-- CMD -x` works; a flag before any
-        // IMAGE or `--` is one that clap did not know.
+        // IMAGE or `--` is one that clap did not know. (No name: the random id
+        // would mean nothing to the user.)
         report(
             verb,
-            id.as_str(),
+            a.name.as_deref().unwrap_or(""),
             &format!("parse arguments: unknown flag: {first}"),
         );
         return Err(());
@@ -974,14 +984,22 @@ async fn ps(c: &Client, a: &PsArgs) -> Result<()> {
                 cmd = format!("{}…", cmd.chars().take(20).collect::<String>());
             }
             let id12: String = i.id.as_str().chars().take(12).collect();
+            // A value wider than its column still gets a space after it.
+            let col = |s: &str, w: usize| {
+                if s.chars().count() < w {
+                    format!("{s:<w$}")
+                } else {
+                    format!("{s} ")
+                }
+            };
             writeln!(
                 out,
-                "{:<14}{:<20}{:<16}{:<24}{:<27}{}",
-                id12,
-                i.id.as_str(),
-                i.image.clone().unwrap_or_else(|| "-".into()),
-                format!("\"{cmd}\""),
-                format!("{} ago", output::ago(now, i.created)),
+                "{}{}{}{}{}{}",
+                col(&id12, 14),
+                col(i.id.as_str(), 20),
+                col(i.image.as_deref().unwrap_or("-"), 16),
+                col(&format!("\"{cmd}\""), 24),
+                col(&format!("{} ago", output::ago(now, i.created)), 27),
                 output::status_line(i, now)
             )?;
         }
@@ -1035,6 +1053,8 @@ async fn kill(
         }
         None => c.signal(&id, sig).await?,
     }
+    // As Docker's: the name of what was signalled.
+    println!("{name}");
     Ok(())
 }
 

@@ -64,21 +64,33 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
+    // clap's first line, with the lines indented under it (what is missing),
+    // on one line: "the following required arguments were not provided: <NAME>".
     let text = e.to_string();
-    let first = text
-        .lines()
+    let mut lines = text.lines();
+    let mut first = lines
         .next()
         .unwrap_or("bad arguments")
-        .trim_start_matches("error: ");
+        .trim_start_matches("error: ")
+        .to_owned();
+    for more in lines.take_while(|l| l.starts_with(' ')) {
+        first.push(' ');
+        first.push_str(more.trim());
+    }
+    let verbs: Vec<String> = <cli::Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
     let verb = std::env::args()
         .skip(1)
         .take_while(|a| a != "--")
-        .find(|a| matches!(a.as_str(), "run" | "exec"));
+        .find(|a| verbs.contains(a));
     match &verb {
         Some(v) => eprintln!("berth: {v}: {first} (see berth {v} --help)"),
         None => eprintln!("berth: {first} (see berth --help)"),
     }
-    ExitCode::from(if verb.is_some() { 125 } else { 1 })
+    let launches = verb.as_deref().is_some_and(|v| v == "run" || v == "exec");
+    ExitCode::from(if launches { 125 } else { 1 })
 }
 
 /// `berth inspect x | head`: when the reader of stdout goes away, end quietly with

@@ -140,7 +140,12 @@ fn resources(a: &UpdateArgs) -> Result<Resources> {
 pub async fn top(cli: &Cli, c: &Client, name: &str) -> u8 {
     let r = async {
         let id = names::resolve(&cli.data_root, name)?;
-        Ok::<_, anyhow::Error>(c.summary(&id).await?)
+        let procs = c.summary(&id).await?;
+        if procs.is_empty() && c.state(&id).await?.status == ContainerStatus::Exited {
+            // Its shim outlived it: no process is not a process table.
+            bail!("check state: the container is not running");
+        }
+        Ok::<_, anyhow::Error>(procs)
     }
     .await;
     match r {
