@@ -607,6 +607,13 @@ fn missing_binary_127_and_not_executable_126_leave_nothing_running() {
         out.code(code);
         only_init_left(&name, init, &format!("-d {cmd}"));
     }
+    // None of them stays in the process table as a process that never ran.
+    let procs = env.inspect(&name)["Processes"].clone();
+    assert_eq!(procs.as_array().map(Vec::len), Some(1), "{procs}");
+    assert!(!std::fs::read_dir(env.root.join(&name))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with("-process.json")));
     // Still usable.
     assert_eq!(env.berth(&["exec", &name, "--", "echo", "ok"]).ok(), "ok\n");
     env.berth(&["rm", "-f", &name]).code(0);

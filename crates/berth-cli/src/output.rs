@@ -91,20 +91,25 @@ pub fn exec_processes(events: &[berth::Event], state_dir: &std::path::Path) -> V
     }
     order
         .into_iter()
-        .map(|p| {
+        .filter_map(|p| {
             let (pid, code) = procs[&p];
+            let spec = state_dir.join(format!("{p}-process.json"));
+            if pid.is_none() && code.is_none() && !spec.exists() {
+                // Added, never started, and deleted: it failed to start.
+                return None;
+            }
             let status = match (pid, code) {
                 (_, Some(_)) => "exited",
                 (Some(_), None) => "running",
                 (None, None) => "created",
             };
             // The process spec the shim keeps while the process is known.
-            let args = std::fs::read(state_dir.join(format!("{p}-process.json")))
+            let args = std::fs::read(&spec)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 .and_then(|v| v.get("args").cloned())
                 .unwrap_or(Value::Null);
-            json!({"ProcessId": p, "Pid": pid, "Args": args, "Status": status, "ExitCode": code})
+            Some(json!({"ProcessId": p, "Pid": pid, "Args": args, "Status": status, "ExitCode": code}))
         })
         .collect()
 }

@@ -1243,6 +1243,9 @@ impl Task for Service {
             Phase::Created | Phase::StartFailed => {
                 // A process that never ran: nothing to wait for.
                 self.execs.lock().unwrap().remove(&proc.id);
+                if let Some(p) = &proc.spec_path {
+                    let _ = std::fs::remove_file(p);
+                }
                 let mut resp = api::DeleteResponse::new();
                 resp.exit_status = berth_types::UNKNOWN_EXIT_CODE as u32;
                 return Ok(resp);

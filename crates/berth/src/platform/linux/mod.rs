@@ -1044,11 +1044,18 @@ impl Platform {
             let mut req = api::StartRequest::new();
             req.id = id.to_string();
             req.exec_id = process_id.to_string();
-            let r = shim
+            let started = shim
                 .call(move |t| t.start(ctx(Some(QUICK)), &req))
                 .await
-                .map_err(|e| map_err(OP, id, "start process", e))?;
-            Ok::<u32, Error>(r.pid)
+                .map_err(|e| map_err(OP, id, "start process", e));
+            if started.is_err() {
+                // A process that never ran is not kept in the shim's table.
+                let mut req = api::DeleteRequest::new();
+                req.id = id.to_string();
+                req.exec_id = process_id.to_string();
+                let _ = shim.call(move |t| t.delete(ctx(Some(QUICK)), &req)).await;
+            }
+            Ok::<u32, Error>(started?.pid)
         }
         .await;
         match result {
