@@ -307,6 +307,36 @@ fn writes_land_in_the_container_only() {
 }
 
 #[test]
+fn image_containers_get_hostname_hosts_and_resolv_conf() {
+    let env = Env::new("ime");
+    let layout = busybox_layout(&env);
+    import(&env, &layout, "berth-test/bb");
+    let show = "cat /etc/hostname; grep -c h1 /etc/hosts; test -f /etc/resolv.conf && echo resolv";
+    for extra in [&[][..], &["--read-only"]] {
+        let mut args = vec!["run", "--rm", "--hostname", "h1"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["berth-test/bb", "sh", "-c", show]);
+        assert_eq!(env.berth(&args).ok(), "h1\n1\nresolv\n", "{extra:?}");
+    }
+    // A file of the caller's at one of them wins.
+    let mine = env.base.join("myhosts");
+    std::fs::write(&mine, "10.0.0.1 mine\n").unwrap();
+    let vol = format!("{}:/etc/hosts:ro", mine.display());
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &vol,
+        "berth-test/bb",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert_eq!(out.ok(), "10.0.0.1 mine\n");
+    env.berth(&["image", "rm", "berth-test/bb"]).ok();
+    env.finish();
+}
+
+#[test]
 fn a_restarted_container_keeps_what_it_wrote() {
     let env = Env::new("imr");
     let layout = busybox_layout(&env);

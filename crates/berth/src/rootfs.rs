@@ -118,6 +118,16 @@ fn prepare_from(host: &Path, dir: &Path, hostname: &str) -> io::Result<Vec<Mount
     ensure_dir(&etc, 0o755)?;
     write(&etc.join("passwd"), PASSWD)?;
     write(&etc.join("group"), GROUP)?;
+    write_network_files(host, &etc, hostname)?;
+    write(&etc.join("nsswitch.conf"), NSSWITCH)?;
+    // Tools such as mount and df read /etc/mtab; the kernel's view is the truth.
+    ensure_symlink(Path::new("/proc/self/mounts"), &etc.join("mtab"))?;
+    Ok(mounts)
+}
+
+/// Writes `hostname`, `hosts` and `resolv.conf` (the host's resolver settings)
+/// for a container named `hostname` into `etc`.
+fn write_network_files(host: &Path, etc: &Path, hostname: &str) -> io::Result<()> {
     write(&etc.join("hostname"), &format!("{hostname}\n"))?;
     write(
         &etc.join("hosts"),
@@ -130,10 +140,66 @@ fn prepare_from(host: &Path, dir: &Path, hostname: &str) -> io::Result<Vec<Mount
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    write(&etc.join("resolv.conf"), &resolv_conf(&host_resolv))?;
-    write(&etc.join("nsswitch.conf"), NSSWITCH)?;
-    // Tools such as mount and df read /etc/mtab; the kernel's view is the truth.
-    ensure_symlink(Path::new("/proc/self/mounts"), &etc.join("mtab"))?;
+    write(&etc.join("resolv.conf"), &resolv_conf(&host_resolv))
+}
+
+/// The files every Docker container has in `/etc`, for a root that is an
+/// image's (whose `/etc` is the image's): `hostname`, `hosts` and
+/// `resolv.conf` are written into `files` and bound over the root's own, as
+/// Docker binds them. A destination in `taken` (the caller's own mount) is
+/// left alone, and so is one the image made a symlink (its `/etc` or the file):
+/// a link is never followed from the host side. Empty mount points are made in
+/// `root`, the container's writable layer. Returns the binds for the spec.
+pub fn network_files(
+    files: &Path,
+    root: &Path,
+    hostname: &str,
+    taken: &[std::path::PathBuf],
+) -> io::Result<Vec<Mount>> {
+    fs::create_dir_all(files)?;
+    write_network_files(Path::new("/"), files, hostname)?;
+    let etc = root.join("etc");
+    match fs::symlink_metadata(&etc) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&etc)?,
+        Err(e) => return Err(e),
+    }
+    let mut mounts = Vec::new();
+    for name in ["hostname", "hosts", "resolv.conf"] {
+        let dest = Path::new("/etc").join(name);
+        if taken.iter().any(|t| t == &dest) {
+            continue;
+        }
+        let target = etc.join(name);
+        match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&target)?;
+            }
+            Err(e) => return Err(e),
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(dest)
+                .typ("bind")
+                .source(files.join(name))
+                .options(
+                    ["rbind", "nosuid", "nodev", "noexec", "rprivate"]
+                        .iter()
+                        .map(|o| (*o).to_owned())
+                        .collect::<Vec<_>>(),
+                )
+                .build()
+                .map_err(io::Error::other)?,
+        );
+    }
     Ok(mounts)
 }
 
@@ -416,5 +482,32 @@ mod tests {
             assert!(m.source().as_ref().unwrap().is_dir());
         }
         assert!(fs::symlink_metadata(dir.join("root")).is_err());
+    }
+
+    #[test]
+    fn network_files_bind_over_files_never_links_or_taken_ones() {
+        let files = TempDir::new("netfiles");
+        let root = TempDir::new("netroot");
+        let r = root.path();
+        fs::create_dir_all(r.join("etc")).unwrap();
+        // The image made resolv.conf a link out of its root: left alone.
+        symlink("/etc/shadow", r.join("etc/resolv.conf")).unwrap();
+        let taken = vec![std::path::PathBuf::from("/etc/hostname")];
+        let mounts = network_files(files.path(), r, "box", &taken).unwrap();
+        let dests: Vec<_> = mounts.iter().map(|m| m.destination().clone()).collect();
+        assert_eq!(dests, [Path::new("/etc/hosts")]);
+        assert!(fs::metadata(r.join("etc/hosts")).unwrap().is_file());
+        assert_eq!(
+            fs::read_link(r.join("etc/resolv.conf")).unwrap(),
+            Path::new("/etc/shadow")
+        );
+        let hosts = fs::read_to_string(files.path().join("hosts")).unwrap();
+        assert!(hosts.contains("127.0.1.1\tbox"), "{hosts}");
+        // An image whose /etc is a link gets none.
+        let linked = TempDir::new("netlinked");
+        symlink("/etc", linked.path().join("etc")).unwrap();
+        assert!(network_files(files.path(), linked.path(), "box", &[])
+            .unwrap()
+            .is_empty());
     }
 }

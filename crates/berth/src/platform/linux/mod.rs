@@ -379,6 +379,15 @@ impl Platform {
                 };
                 let (overlay, dir) = layers::mount_root(l, state_dir, data_dir, Some(&seed))
                     .map_err(|e| Error::new(OP, id.as_str(), e.kind(), "mount layers", e))?;
+                // Docker's /etc/hostname, /etc/hosts and /etc/resolv.conf.
+                let mut mounts = spec.mounts().clone().unwrap_or_default();
+                let taken: Vec<PathBuf> = mounts.iter().map(|m| m.destination().clone()).collect();
+                let hostname = spec.hostname().clone().unwrap_or_else(|| id.to_string());
+                let binds =
+                    crate::rootfs::network_files(&state_dir.join("etc"), &dir, &hostname, &taken)
+                        .map_err(io_err(OP, id, "write /etc/hosts"))?;
+                mounts.extend(binds);
+                spec.set_mounts(Some(mounts));
                 let mut root = spec.root().clone().unwrap_or_default();
                 root.set_path(dir);
                 spec.set_root(Some(root));
