@@ -400,6 +400,22 @@ fn logs_into_a_reader_that_goes_away_ends_quietly() {
     env.finish();
 }
 
+#[test]
+fn more_cpus_than_the_host_has_are_refused_before_anything_is_made() {
+    let env = Env::new("ecpu");
+    let name = env.name("c");
+    for (flag, value, needle) in [
+        ("--cpus", "100000", "CPUs available"),
+        ("--cpuset-cpus", "0,99999", "not available: 99999"),
+    ] {
+        let out = env.berth(&["run", "--rm", "--name", &name, flag, value, "--", "true"]);
+        out.code(125);
+        out.one_line_error(&[&name, "check options", needle]);
+        name_is_free(&env, &name);
+    }
+    env.finish();
+}
+
 /// Names are per root but cgroups per host: a second root's container of the same
 /// name is refused while the first one's cgroup holds processes, and the first runs
 /// on untouched (it used to join the cgroup and die with the other's `rm -f`).

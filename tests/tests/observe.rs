@@ -487,6 +487,11 @@ fn tail_counts_an_unterminated_last_line() {
     assert_eq!(env.berth(&["logs", "--tail", "0", &name]).ok(), "");
     assert_eq!(env.berth(&["logs", "--tail", "1", &name]).ok(), "5");
     assert_eq!(env.berth(&["logs", "--tail", "2", &name]).ok(), "4\n5");
+    // Docker's `all`.
+    assert_eq!(
+        env.berth(&["logs", "--tail", "all", &name]).ok(),
+        "1\n2\n3\n4\n5"
+    );
     env.berth(&["rm", &name]).code(0);
     env.finish();
 }

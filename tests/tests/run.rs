@@ -477,3 +477,27 @@ fn info_describes_the_host() {
     assert!(out.contains("memory"), "{out}");
     env.finish();
 }
+
+#[test]
+fn home_is_the_users_own_or_slash_for_one_passwd_does_not_know() {
+    let env = Env::new("rhome");
+    for (user, want) in [("0", "/root"), ("nobody", "/nonexistent"), ("1000", "/")] {
+        let out = env.berth(&["run", "--rm", "-u", user, "--", "sh", "-c", "echo $HOME"]);
+        assert_eq!(out.ok(), format!("{want}\n"), "-u {user}");
+    }
+    // The caller's own HOME stays.
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        "-e",
+        "HOME=/x",
+        "--",
+        "sh",
+        "-c",
+        "echo $HOME",
+    ]);
+    assert_eq!(out.ok(), "/x\n");
+    env.finish();
+}

@@ -420,10 +420,30 @@ async fn prepare(
     let (mut spec, options) = match built {
         Ok(s) => s,
         Err(e) => {
-            report(verb, id.as_str(), &format!("{e:#}"));
+            // The spec's own refusals (-w, --memory, ...) name their step here;
+            // other failures (bundle, image) name theirs already.
+            let step = if e.downcast_ref::<berth::spec::SpecError>().is_some() {
+                "check options: "
+            } else {
+                ""
+            };
+            report(verb, id.as_str(), &format!("{step}{e:#}"));
             return Err(());
         }
     };
+    let cpu = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.cpu().clone());
+    if let Some(cpu) = cpu {
+        if let Err(why) =
+            berth::spec::check_host_cpus(cpu.quota(), cpu.period(), cpu.cpus().as_deref())
+        {
+            report(verb, id.as_str(), &format!("check options: {why}"));
+            return Err(());
+        }
+    }
     if let Some(t) = a.stop_timeout {
         let mut ann = spec.annotations().clone().unwrap_or_default();
         ann.insert(STOP_TIMEOUT_ANNOTATION.to_owned(), t.to_string());

@@ -15,13 +15,23 @@ use crate::{names, output};
 /// How often `-f` looks for more.
 const POLL: Duration = Duration::from_millis(100);
 
+/// `--tail N`, or Docker's `all`.
+fn parse_tail(s: &str) -> std::result::Result<usize, String> {
+    match s {
+        "all" => Ok(usize::MAX),
+        n => n
+            .parse()
+            .map_err(|_| format!("{n:?} is not a number of lines or \"all\"")),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Keep printing new output until the container exits.
     #[arg(short, long)]
     pub follow: bool,
-    /// Only the last N lines.
-    #[arg(long)]
+    /// Only the last N lines (`all`: every line, as without it).
+    #[arg(long, value_parser = parse_tail)]
     pub tail: Option<usize>,
     /// Prefix each line with its time.
     #[arg(short, long)]

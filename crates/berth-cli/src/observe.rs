@@ -130,6 +130,8 @@ fn resources(a: &UpdateArgs) -> Result<Resources> {
     r.cpuset_cpus = a.cpuset_cpus.clone();
     r.pids_limit = a.pids_limit;
     r.blkio_weight = a.blkio_weight;
+    berth::spec::check_host_cpus(r.cpu_quota, r.cpu_period, r.cpuset_cpus.as_deref())
+        .map_err(|why| anyhow!("check options: {why}"))?;
     if r == Resources::default() {
         bail!("parse arguments: nothing to update: give at least one of --memory, --memory-swap, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit, --blkio-weight");
     }

@@ -698,6 +698,71 @@ fn valid_hostname(h: &str) -> bool {
 }
 
 /// `0`, `0-3`, `0,2,4-7`: what cpuset.cpus accepts.
+/// Whether this host can give what `--cpus` (as quota per period) and
+/// `--cpuset-cpus` ask, as Docker checks before it creates or updates: no more
+/// CPUs than are online, and only online ones. `Err` says why, in Docker's terms.
+pub fn check_host_cpus(
+    quota: Option<i64>,
+    period: Option<u64>,
+    cpuset: Option<&str>,
+) -> Result<(), String> {
+    match std::fs::read_to_string("/sys/devices/system/cpu/online") {
+        Ok(online) => check_cpus(quota, period, cpuset, online.trim()),
+        // No sysfs: the kernel will say.
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`check_host_cpus`] against `online`, the kernel's list (`0-3,6`).
+fn check_cpus(
+    quota: Option<i64>,
+    period: Option<u64>,
+    cpuset: Option<&str>,
+    online: &str,
+) -> Result<(), String> {
+    let Some(available) = cpu_list(online) else {
+        return Ok(());
+    };
+    if let (Some(quota), period) = (quota.filter(|q| *q > 0), period.unwrap_or(CPU_PERIOD)) {
+        let asked = quota as f64 / period.max(1) as f64;
+        if asked > available.len() as f64 {
+            return Err(format!(
+                "--cpus {asked}: the range of CPUs is from 0.01 to {}.00, as there are only {} CPUs available",
+                available.len(),
+                available.len()
+            ));
+        }
+    }
+    if let Some(set) = cpuset {
+        let asked = cpu_list(set).unwrap_or_default();
+        let missing: Vec<String> = asked
+            .iter()
+            .filter(|c| !available.contains(c))
+            .map(u32::to_string)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "--cpuset-cpus {set}: requested CPUs are not available: {} (online: {online})",
+                missing.join(",")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The CPUs of a list such as `0-2,4`; `None` when it is not one.
+fn cpu_list(s: &str) -> Option<Vec<u32>> {
+    if !valid_cpuset(s) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        out.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?);
+    }
+    Some(out)
+}
+
 fn valid_cpuset(s: &str) -> bool {
     let num = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.len() <= 5;
     !s.is_empty()
@@ -1166,6 +1231,13 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // Against the host's online CPUs (a pure check here: two online).
+        assert!(check_cpus(Some(200_000), None, Some("0-1"), "0-1").is_ok());
+        let e = check_cpus(Some(300_000), Some(100_000), None, "0-1").unwrap_err();
+        assert!(e.contains("only 2 CPUs"), "{e}");
+        let e = check_cpus(None, None, Some("1,7"), "0-1").unwrap_err();
+        assert!(e.contains("not available: 7"), "{e}");
+        assert!(check_cpus(None, None, Some("3"), "0-1,3").is_ok());
         for good in ["0", "0-1", "0,2,4-7"] {
             assert!(
                 r(Resources {

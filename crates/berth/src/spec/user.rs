@@ -103,6 +103,15 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), UserEr
     Ok((uid, gid, additional))
 }
 
+/// Whether the root's /etc/passwd names `uid` (whose home the runtime gives the
+/// process as HOME).
+pub fn has_passwd_entry(rootfs: &Path, uid: u32) -> bool {
+    read_in_root(rootfs, "etc/passwd")
+        .ok()
+        .flatten()
+        .is_some_and(|text| parse_passwd(&text).iter().any(|e| e.uid == uid))
+}
+
 /// A numeric id, `None` for a name; a number past [`MAX_ID`] is an error.
 fn parse_id(s: &str) -> Result<Option<u32>, UserError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {

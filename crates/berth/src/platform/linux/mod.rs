@@ -420,6 +420,18 @@ impl Platform {
             process.set_user(u);
             spec.set_process(Some(process));
         }
+        // Docker's HOME for a user the root's passwd does not know: `/`.
+        if let Some(mut process) = spec.process().clone() {
+            let env = process.env().clone().unwrap_or_default();
+            if !env.iter().any(|e| e.starts_with("HOME="))
+                && !crate::spec::user::has_passwd_entry(&root_path, process.user().uid())
+            {
+                let mut env = env;
+                env.push("HOME=/".to_owned());
+                process.set_env(Some(env));
+                spec.set_process(Some(process));
+            }
+        }
         // Names are per root, cgroups per host: never join processes that are not ours.
         if let Some(cg) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) {
             if let Some(holder) = cgroup_holder(&cg) {
