@@ -203,3 +203,68 @@ fn what_a_killed_run_left_goes_at_the_next_look() {
     }
     env.finish();
 }
+
+#[test]
+fn a_killed_start_of_an_exited_container_never_jams_it() {
+    let env = Env::new("rx");
+    let name = env.name("c");
+    env.berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+        .code(0);
+    for ms in [1u64, 5, 10, 15, 20, 30, 50, 100] {
+        env.berth(&["kill", &name]).code(0);
+        env.wait_status(&name, "exited", Duration::from_secs(10));
+        // Killed anywhere in its teardown of the last run or the new one's making.
+        kill_after(spawn(&env, &["start", &name]), Duration::from_millis(ms));
+        let out = env.berth_timeout(&["start", &name], Duration::from_secs(90));
+        assert_eq!(out.ok().trim(), name, "after a start killed at {ms} ms");
+        env.wait_status(&name, "running", Duration::from_secs(10));
+    }
+    env.berth(&["rm", "-f", &name]).code(0);
+    env.finish();
+}
+
+#[test]
+fn starts_restarts_and_looks_at_once_leave_one_run() {
+    let env = Env::new("rs");
+    let name = env.name("c");
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "echo run; exec sleep 1000",
+    ])
+    .code(0);
+    for round in 1..=3 {
+        env.berth(&["kill", &name]).code(0);
+        env.wait_status(&name, "exited", Duration::from_secs(10));
+        let mut all: Vec<(String, std::thread::JoinHandle<std::process::Output>)> = Vec::new();
+        for verb in [
+            "start", "start", "start", "restart", "ps", "ps", "start", "ps",
+        ] {
+            let mut cmd = match verb {
+                "ps" => env.cmd(&["ps", "-a"]),
+                "restart" => env.cmd(&["restart", "-t", "0", &name]),
+                _ => env.cmd(&["start", &name]),
+            };
+            all.push((
+                verb.to_owned(),
+                std::thread::spawn(move || cmd.output().unwrap()),
+            ));
+        }
+        for (verb, t) in all {
+            let o = t.join().unwrap();
+            assert!(
+                o.status.success() && o.stderr.is_empty(),
+                "round {round}: {verb}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        env.wait_status(&name, "running", Duration::from_secs(10));
+    }
+    env.berth(&["rm", "-f", &name]).code(0);
+    env.finish();
+}

@@ -641,10 +641,9 @@ async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names
             Err(e)
                 if !attached
                     && e.kind == ErrorKind::FailedPrecondition
-                    && matches!(
-                        status,
-                        Ok(ContainerStatus::Created | ContainerStatus::Exited)
-                    ) =>
+                    // Another start's doing, whatever this one saw first (a look
+                    // taken while another start reruns it can find it half made).
+                    && e.step == "check state" =>
             {
                 // Another start got there first (or is under way): once it is
                 // done, a running container is what this start asked for.
@@ -686,7 +685,11 @@ async fn started_by_another(c: &Client, id: &ContainerId) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match c.state(id).await.map(|i| i.status) {
-            Ok(ContainerStatus::Created) if tokio::time::Instant::now() < deadline => {
+            // Unknown or unreadable for a moment while another start tears the
+            // last run down: look again.
+            Ok(ContainerStatus::Created | ContainerStatus::Unknown) | Err(_)
+                if tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Exited) => {

@@ -170,40 +170,79 @@ impl Platform {
         }
     }
 
-    /// Makes an exited `id` defined again from its template, with what its last
-    /// run left (shim, state, mounts, cgroup) removed and its logs and writable
-    /// layer kept. False when it is not exited (another start got there first).
-    async fn rearm(&self, id: &ContainerId) -> Result<bool> {
-        const OP: &str = "start";
+    /// Takes `id`'s start lock, held by every start (and rm) for its whole length:
+    /// a start never creates from a definition that another start's [`Self::rearm`]
+    /// is still tearing the last run down under. `None` when there is no record dir
+    /// (no such container: the caller says so).
+    pub(super) async fn lock_starts(
+        &self,
+        op: &'static str,
+        id: &ContainerId,
+    ) -> Result<Option<Flock<std::fs::File>>> {
         let data_dir = self.roots.data_dir(id);
-        let lock = std::fs::OpenOptions::new()
+        // Never made here: a lock file would make the dir of a removed container.
+        let lock = match std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(data_dir.join(RESTART_LOCK))
-            .map_err(super::io_err(OP, id, "lock record"))?;
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(super::io_err(op, id, "lock record")(e)),
+        };
         let deadline = tokio::time::Instant::now() + super::CREATION_WAIT;
         let mut lock = Some(lock);
-        let _guard = loop {
+        loop {
             match Flock::lock(lock.take().unwrap(), FlockArg::LockExclusiveNonblock) {
-                Ok(g) => break g,
+                Ok(g) => return Ok(Some(g)),
                 Err((f, _)) if tokio::time::Instant::now() < deadline => {
                     lock = Some(f);
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err((_, e)) => {
-                    return Err(super::io_err(OP, id, "lock record")(std::io::Error::from(
+                    return Err(super::io_err(op, id, "lock record")(std::io::Error::from(
                         e,
                     )))
                 }
             }
+        }
+    }
+
+    /// [`Self::lock_starts`] if nobody holds it now (`None` inside when there is
+    /// no record dir to hold it in); `Err` if somebody does.
+    #[allow(clippy::result_unit_err)]
+    pub(super) fn try_lock_starts(
+        &self,
+        id: &ContainerId,
+    ) -> std::result::Result<Option<Flock<std::fs::File>>, ()> {
+        let f = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.roots.data_dir(id).join(RESTART_LOCK))
+        {
+            Ok(f) => f,
+            Err(_) => return Ok(None),
         };
+        Flock::lock(f, FlockArg::LockExclusiveNonblock)
+            .map(Some)
+            .map_err(|_| ())
+    }
+
+    /// Makes an exited `id` defined again from its template, with what its last
+    /// run left (shim, state, mounts, cgroup) removed and its logs and writable
+    /// layer kept. False when it is not exited. The caller holds
+    /// [`Self::lock_starts`].
+    async fn rearm(&self, id: &ContainerId) -> Result<bool> {
+        const OP: &str = "start";
+        let data_dir = self.roots.data_dir(id);
         // Looked at again under the lock: a start or rm may have come first.
         if self.is_defined(id) {
             return Ok(true);
         }
         let rec = self.record(OP, id)?;
-        if self.state(id).await?.status != ContainerStatus::Exited {
+        if self.state_as(id, true).await?.status != ContainerStatus::Exited {
             return Ok(false);
         }
         let Some(mut def) = read_as(&data_dir, TEMPLATE) else {
@@ -352,9 +391,17 @@ impl Platform {
     pub async fn start(&self, id: &ContainerId, stdio: StdioRequest) -> Result<(u32, ProcessIo)> {
         const OP: &str = "start";
         let data_dir = self.roots.data_dir(id);
+        // One start (or rm) at a time, from its first look to its end.
+        let _starts = self.lock_starts(OP, id).await?;
+        let state_dir = self.roots.state_dir(id);
+        if self.is_defined(id) && state_dir.exists() && !self.settle(id).await {
+            // A start killed in its rearm (definition written, last run not yet
+            // removed): no creation holds this state dir, so it is the last run's.
+            self.teardown(id, &state_dir, &data_dir, true).await;
+        }
         let mut def = read(&data_dir);
         if def.is_none()
-            && self.state(id).await?.status == ContainerStatus::Exited
+            && self.state_as(id, true).await?.status == ContainerStatus::Exited
             && self.rearm(id).await?
         {
             def = read(&data_dir);

@@ -618,14 +618,39 @@ impl Platform {
     /// A container whose shim is gone (killed, host crash): ends whatever of it is
     /// left, and records and journals its exit as unknown (255) with the reason,
     /// unless the shim recorded the real one first. Returns the exit.
-    async fn converge_lost(&self, op: &'static str, id: &ContainerId) -> Result<ExitStatus> {
+    ///
+    /// `None` when a start holds the container (it is being run again) or, once
+    /// its lock is taken, a live shim is there after all: nothing is lost. A
+    /// caller holding the start lock says so with `holding`.
+    async fn converge_lost(
+        &self,
+        op: &'static str,
+        id: &ContainerId,
+        holding: bool,
+    ) -> Result<Option<ExitStatus>> {
         self.shims.lock().unwrap().remove(id);
         let state_dir = self.roots.state_dir(id);
         let data_dir = self.roots.data_dir(id);
         // An exit the shim recorded means init ended, and with it the container's
         // PID namespace: nothing is left to end.
         if let Some(exit) = record::exit(&data_dir) {
-            return Ok(exit);
+            return Ok(Some(exit));
+        }
+        // The runtime state and cgroup are named by the id alone: never clean
+        // them up while a start may be making a new run under it.
+        let _starts = if holding {
+            None
+        } else {
+            match self.try_lock_starts(id) {
+                Ok(g) => g,
+                Err(()) => return Ok(None),
+            }
+        };
+        if !holding && (self.is_defined(id) || self.shim_alive(id)) {
+            return Ok(None);
+        }
+        if let Some(exit) = record::exit(&data_dir) {
+            return Ok(Some(exit));
         }
         let _ = self
             .launch
@@ -640,7 +665,7 @@ impl Platform {
                 "journal exit",
             ))?;
         }
-        Ok(exit)
+        Ok(Some(exit))
     }
 
     /// Sends `signal` to init; SIGKILL goes to every process of the container.
@@ -708,6 +733,13 @@ impl Platform {
 
     /// The container's state.
     pub async fn state(&self, id: &ContainerId) -> Result<ContainerInfo> {
+        self.state_as(id, false).await
+    }
+
+    /// [`Self::state`] for a caller that holds `id`'s start lock (`holding`) or
+    /// not: a lost shim is converged only under that lock, so a look never
+    /// cleans up a run that a start is making under the same name.
+    pub(super) async fn state_as(&self, id: &ContainerId, holding: bool) -> Result<ContainerInfo> {
         const OP: &str = "state";
         let creating = self.settle(id).await;
         if let Some(info) = self.defined_info(id) {
@@ -761,13 +793,20 @@ impl Platform {
                 }
             }
             Err(e) if e.kind == ErrorKind::ShimUnavailable && !self.shim_alive(id) => {
-                info.exit = Some(self.converge_lost(OP, id).await?);
+                match self.converge_lost(OP, id, holding).await? {
+                    Some(exit) => info.exit = Some(exit),
+                    // A start is running it again (or just did): being made.
+                    None => info.status = ContainerStatus::Created,
+                }
             }
             Err(e) if e.kind == ErrorKind::ShimUnavailable => {
                 // The shim lives but does not answer (stopped, wedged): say so.
                 info.status = ContainerStatus::Unknown;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // Defined again meanwhile (a start runs it anew): created.
+                return self.defined_info(id).ok_or(e);
+            }
         }
         Ok(info)
     }
@@ -851,6 +890,16 @@ impl Platform {
         const OP: &str = "delete";
         // Asides of creations killed before they took a name (this one's too).
         creation::sweep(&self.roots.state);
+        // Not while a start makes it ready to run again (or runs it).
+        let _starts = self.lock_starts(OP, id).await?;
+        {
+            let state_dir = self.roots.state_dir(id);
+            if self.is_defined(id) && state_dir.exists() && !self.settle(id).await {
+                // A start killed in its rearm left the last run: it goes first.
+                let data_dir = self.roots.data_dir(id);
+                self.teardown(id, &state_dir, &data_dir, true).await;
+            }
+        }
         // A creation under way finishes first (or is found dead and cleaned up).
         let deadline = tokio::time::Instant::now() + CREATION_WAIT;
         loop {
@@ -983,7 +1032,15 @@ impl Platform {
                 Ok((r.task_pid, io))
             }
             Err(e) if e.kind == ErrorKind::ShimUnavailable && !self.shim_alive(id) => {
-                self.converge_lost(OP, id).await?;
+                if self.converge_lost(OP, id, false).await?.is_none() {
+                    return Err(Error::new(
+                        OP,
+                        id.as_str(),
+                        ErrorKind::ShimUnavailable,
+                        "connect to shim",
+                        "the container is being started again: restore it once it runs",
+                    ));
+                }
                 let follower = self.follow(&state_dir);
                 follower.poke();
                 self.followers.lock().unwrap().insert(id.clone(), follower);
