@@ -268,3 +268,37 @@ fn starts_restarts_and_looks_at_once_leave_one_run() {
     env.berth(&["rm", "-f", &name]).code(0);
     env.finish();
 }
+
+#[test]
+fn rm_f_racing_many_starts_removes_it_and_a_killed_rm_frees_the_name() {
+    let env = Env::new("rm");
+    let name = env.name("c");
+    for round in 0..4 {
+        env.berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+            .code(0);
+        env.berth(&["kill", &name]).code(0);
+        env.wait_status(&name, "exited", Duration::from_secs(10));
+        let starts: Vec<Child> = (0..4).map(|_| spawn(&env, &["start", &name])).collect();
+        env.berth(&["rm", "-f", &name]).code(0);
+        for mut s in starts {
+            s.wait().unwrap();
+        }
+        // A start that came after the rm finds no such container; none revives it.
+        env.berth(&["inspect", &name]).code(1);
+        assert!(
+            !env.data.join("containers").join(&name).exists(),
+            "round {round}: record dir left"
+        );
+    }
+    // An rm killed anywhere leaves the name usable (removed, or removable).
+    for ms in [0u64, 1, 2, 5, 10, 20] {
+        env.berth(&["run", "-d", "--name", &name, "--", "sleep", "1000"])
+            .code(0);
+        kill_after(spawn(&env, &["rm", "-f", &name]), Duration::from_millis(ms));
+        let _ = env.berth(&["rm", "-f", &name]);
+        env.berth(&["run", "-d", "--name", &name, "--", "true"])
+            .code(0);
+        env.berth(&["rm", "-f", &name]).code(0);
+    }
+    env.finish();
+}

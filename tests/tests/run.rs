@@ -499,5 +499,28 @@ fn home_is_the_users_own_or_slash_for_one_passwd_does_not_know() {
         "echo $HOME",
     ]);
     assert_eq!(out.ok(), "/x\n");
+    // An exec as another user gets that user's HOME, not init's.
+    let name = env.name("c");
+    env.berth(&[
+        "run", "-d", "-u", "4242", "--name", &name, "--", "sleep", "1000",
+    ])
+    .code(0);
+    for (user, want) in [
+        (None, "/"),
+        (Some("root"), "/root"),
+        (Some("nobody"), "/nonexistent"),
+    ] {
+        let mut args = vec!["exec"];
+        if let Some(u) = user {
+            args.extend(["-u", u]);
+        }
+        args.extend([name.as_str(), "--", "sh", "-c", "echo $HOME"]);
+        assert_eq!(
+            env.berth(&args).ok(),
+            format!("{want}\n"),
+            "exec -u {user:?}"
+        );
+    }
+    env.berth(&["rm", "-f", &name]).code(0);
     env.finish();
 }

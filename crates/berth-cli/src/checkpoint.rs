@@ -26,6 +26,11 @@ pub fn args_of(checkpoint: &Path) -> Vec<String> {
     marker_field(checkpoint, "Args").unwrap_or_default()
 }
 
+/// The hostname of the checkpointed container, if the marker has it.
+pub fn hostname_of(checkpoint: &Path) -> Option<String> {
+    marker_field(checkpoint, "Hostname")
+}
+
 /// The image the checkpointed container ran, if it ran one.
 pub fn image_of(checkpoint: &Path) -> Option<String> {
     marker_field(checkpoint, "Image")

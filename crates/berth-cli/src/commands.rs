@@ -444,6 +444,16 @@ async fn prepare(
             return Err(());
         }
     }
+    // A restore's UTS namespace is the checkpoint's: its hostname too, unless
+    // --hostname says otherwise.
+    if let Some(h) = options
+        .checkpoint
+        .as_deref()
+        .filter(|_| a.hostname.is_none())
+        .and_then(crate::checkpoint::hostname_of)
+    {
+        spec.set_hostname(Some(h));
+    }
     if let Some(t) = a.stop_timeout {
         let mut ann = spec.annotations().clone().unwrap_or_default();
         ann.insert(STOP_TIMEOUT_ANNOTATION.to_owned(), t.to_string());
@@ -904,6 +914,22 @@ fn exec_process(cli: &Cli, id: &ContainerId, a: &ExecArgs) -> Result<oci_spec::r
         user.set_gid(gid);
         user.set_additional_gids((!gids.is_empty()).then_some(gids));
         p.set_user(user);
+        // HOME is the exec user's, unless `-e HOME=` (or the container's own
+        // explicit HOME) says otherwise: init's default HOME was init's user's.
+        let mut env = p
+            .env()
+            .clone()
+            .or_else(|| init.env().clone())
+            .unwrap_or_default();
+        let home = |e: &String| e.strip_prefix("HOME=").map(str::to_owned);
+        let given = a.env.iter().any(|e| e == "HOME" || e.starts_with("HOME="));
+        let init_default = berth::spec::user::home(&root, init.user().uid());
+        let inherited = env.iter().find_map(home);
+        if !given && inherited.as_ref().is_none_or(|h| *h == init_default) {
+            env.retain(|e| home(e).is_none());
+            env.push(format!("HOME={}", berth::spec::user::home(&root, uid)));
+            p.set_env(Some(env));
+        }
     }
     if a.tty {
         if let Some((w, h)) = term::size(std::io::stdin()) {
@@ -1112,7 +1138,15 @@ async fn stop(cli: &Cli, c: &Client, name: &str, grace: Option<u64>) -> Result<(
     match c.signal(&id, libc::SIGTERM).await {
         Ok(()) => {}
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            // It ended (or another berth restarted it) meanwhile: nothing of
+            // this stop's is left to do.
+            let now = c.state(&id).await.map(|i| i.status);
+            if !matches!(now, Ok(ContainerStatus::Running | ContainerStatus::Paused)) {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
     }
     let init = ProcessId::init();
     if tokio::time::timeout(grace, c.wait(&id, &init))
@@ -1154,18 +1188,22 @@ async fn rm(cli: &Cli, c: &Client, name: &str, force: bool) -> Result<()> {
         }
         kill_and_wait(c, &id).await?;
     }
-    match c.delete(&id).await {
-        // Removed meanwhile by its own exit command (`run -d --rm`).
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-        // Started meanwhile (a `start` that was under way): -f ends it too.
-        Err(e) if force && e.kind == ErrorKind::FailedPrecondition => {
-            kill_and_wait(c, &id).await?;
-            match c.delete(&id).await {
-                Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-                r => r.map(drop).map_err(Into::into),
+    // Started meanwhile (a `start` or `restart` that was under way, as many as
+    // there are): -f ends each run it finds, until the delete wins.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match c.delete(&id).await {
+            // Removed meanwhile by its own exit command (`run -d --rm`).
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if force
+                    && e.kind == ErrorKind::FailedPrecondition
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                kill_and_wait(c, &id).await?;
             }
+            r => return r.map(drop).map_err(Into::into),
         }
-        r => r.map(drop).map_err(Into::into),
     }
 }
 

@@ -147,9 +147,10 @@ fn write_network_files(host: &Path, etc: &Path, hostname: &str) -> io::Result<()
 /// image's (whose `/etc` is the image's): `hostname`, `hosts` and
 /// `resolv.conf` are written into `files` and bound over the root's own, as
 /// Docker binds them. A destination in `taken` (the caller's own mount) is
-/// left alone, and so is one the image made a symlink (its `/etc` or the file):
-/// a link is never followed from the host side. Empty mount points are made in
-/// `root`, the container's writable layer. Returns the binds for the spec.
+/// left alone. Empty mount points are made in `root`, the container's writable
+/// layer; a link the image has there (`resolv.conf -> ../run/...`) is replaced
+/// by one, never followed from the host side, and an image whose `/etc` is a
+/// link gets none. Returns the binds for the spec.
 pub fn network_files(
     files: &Path,
     root: &Path,
@@ -172,18 +173,23 @@ pub fn network_files(
             continue;
         }
         let target = etc.join(name);
-        match fs::symlink_metadata(&target) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o644)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&target)?;
+        let make = match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_file() => false,
+            Ok(m) if m.file_type().is_symlink() => {
+                fs::remove_file(&target)?;
+                true
             }
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
             Err(e) => return Err(e),
+        };
+        if make {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&target)?;
         }
         mounts.push(
             MountBuilder::default()
@@ -485,21 +491,29 @@ mod tests {
     }
 
     #[test]
-    fn network_files_bind_over_files_never_links_or_taken_ones() {
+    fn network_files_bind_over_files_and_replace_links_but_not_taken_ones() {
         let files = TempDir::new("netfiles");
         let root = TempDir::new("netroot");
         let r = root.path();
         fs::create_dir_all(r.join("etc")).unwrap();
-        // The image made resolv.conf a link out of its root: left alone.
-        symlink("/etc/shadow", r.join("etc/resolv.conf")).unwrap();
+        // The image made resolv.conf a link out of its root: replaced by a
+        // file in the root, the link never followed.
+        let outside = TempDir::new("netoutside");
+        fs::write(outside.path().join("secret"), "keep").unwrap();
+        symlink(outside.path().join("secret"), r.join("etc/resolv.conf")).unwrap();
         let taken = vec![std::path::PathBuf::from("/etc/hostname")];
         let mounts = network_files(files.path(), r, "box", &taken).unwrap();
         let dests: Vec<_> = mounts.iter().map(|m| m.destination().clone()).collect();
-        assert_eq!(dests, [Path::new("/etc/hosts")]);
-        assert!(fs::metadata(r.join("etc/hosts")).unwrap().is_file());
         assert_eq!(
-            fs::read_link(r.join("etc/resolv.conf")).unwrap(),
-            Path::new("/etc/shadow")
+            dests,
+            [Path::new("/etc/hosts"), Path::new("/etc/resolv.conf")]
+        );
+        assert!(fs::metadata(r.join("etc/hosts")).unwrap().is_file());
+        let resolv = fs::symlink_metadata(r.join("etc/resolv.conf")).unwrap();
+        assert!(resolv.is_file(), "the link is replaced");
+        assert_eq!(
+            fs::read_to_string(outside.path().join("secret")).unwrap(),
+            "keep"
         );
         let hosts = fs::read_to_string(files.path().join("hosts")).unwrap();
         assert!(hosts.contains("127.0.1.1\tbox"), "{hosts}");

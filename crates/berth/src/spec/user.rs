@@ -39,6 +39,7 @@ struct PasswdEntry {
     name: String,
     uid: u32,
     gid: u32,
+    home: String,
 }
 
 struct GroupEntry {
@@ -106,10 +107,23 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), UserEr
 /// Whether the root's /etc/passwd names `uid` (whose home the runtime gives the
 /// process as HOME).
 pub fn has_passwd_entry(rootfs: &Path, uid: u32) -> bool {
-    read_in_root(rootfs, "etc/passwd")
-        .ok()
-        .flatten()
-        .is_some_and(|text| parse_passwd(&text).iter().any(|e| e.uid == uid))
+    passwd_home(rootfs, uid).is_some()
+}
+
+/// The HOME a process of `uid` gets, as Docker gives it: its home in the root's
+/// /etc/passwd, or `/` when passwd does not name it.
+pub fn home(rootfs: &Path, uid: u32) -> String {
+    passwd_home(rootfs, uid)
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+fn passwd_home(rootfs: &Path, uid: u32) -> Option<String> {
+    let text = read_in_root(rootfs, "etc/passwd").ok().flatten()?;
+    parse_passwd(&text)
+        .into_iter()
+        .find(|e| e.uid == uid)
+        .map(|e| e.home)
 }
 
 /// A numeric id, `None` for a name; a number past [`MAX_ID`] is an error.
@@ -132,6 +146,7 @@ fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
                 name: (*f.first()?).to_owned(),
                 uid: f.get(2)?.parse().ok()?,
                 gid: f.get(3)?.parse().ok()?,
+                home: f.get(5).map(|h| (*h).to_owned()).unwrap_or_default(),
             })
         })
         .collect()

@@ -30,6 +30,10 @@ struct Marker {
     /// The image the container ran, for a restore that names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     image: Option<String>,
+    /// The container's hostname: its UTS namespace comes back with it, and its
+    /// /etc/hostname and /etc/hosts should say the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
     /// The size of every file the dump wrote, by name: a restore refuses a
     /// checkpoint whose files were cut short or grew (CRIU reads its page images
     /// unchecked, and a short one can hang the restore).
@@ -224,6 +228,11 @@ impl Platform {
             name: name.to_owned(),
             container: id.to_string(),
             created: Utc::now(),
+            hostname: rec
+                .spec
+                .get("hostname")
+                .and_then(|h| h.as_str())
+                .map(str::to_owned),
             args: rec.args,
             image: rec.image,
             files: Default::default(),

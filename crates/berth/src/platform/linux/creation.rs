@@ -55,12 +55,40 @@ pub fn reserve(state_dir: &Path) -> std::io::Result<Guard> {
     })
 }
 
-/// Removes the dirs of reservations whose makers died before they placed them
-/// (the maker's pid is in the name: `.new-<id>-<pid>-<n>`).
+/// Prefix of a record dir being removed, under the containers dir. Not a valid id.
+const GONE_PREFIX: &str = ".rm-";
+
+/// Removes a container's record dir as one step: it is renamed aside (so the
+/// name is free and nobody finds half a record, nor makes a lock file in it),
+/// then removed. An rm killed midway leaves only the aside, which the next
+/// [`sweep`] of the containers dir removes. Missing is fine.
+pub fn remove_record_dir(data_dir: &Path) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let root = data_dir.parent().unwrap_or(Path::new("/"));
+    sweep(root);
+    let name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let aside = root.join(format!("{GONE_PREFIX}{name}-{}-{n}", std::process::id()));
+    match std::fs::rename(data_dir, &aside) {
+        Ok(()) => std::fs::remove_dir_all(&aside),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the dirs of reservations (and record removals) whose makers died
+/// before they were done (the maker's pid is in the name: `.new-<id>-<pid>-<n>`,
+/// `.rm-<id>-<pid>-<n>`).
 pub fn sweep(root: &Path) {
     for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(NEW_PREFIX) else {
+        let Some(rest) = name
+            .strip_prefix(NEW_PREFIX)
+            .or_else(|| name.strip_prefix(GONE_PREFIX))
+        else {
             continue;
         };
         let maker = rest.rsplit('-').nth(1).and_then(|p| p.parse::<i32>().ok());

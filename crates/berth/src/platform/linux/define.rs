@@ -297,7 +297,7 @@ impl Platform {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
             Err(e) => return Err(super::io_err("delete", id, "create state dir")(e)),
         };
-        let removed = std::fs::remove_dir_all(self.roots.data_dir(id));
+        let removed = super::creation::remove_record_dir(&self.roots.data_dir(id));
         let _ = std::fs::remove_dir_all(&state_dir);
         drop(guard);
         removed.map_err(|e| {

@@ -987,9 +987,7 @@ impl Platform {
         std::fs::remove_dir_all(&state_dir)
             .or_else(ignore_missing)
             .map_err(io_err(OP, id, "remove state dir"))?;
-        std::fs::remove_dir_all(&data_dir)
-            .or_else(ignore_missing)
-            .map_err(io_err(OP, id, "remove record"))?;
+        creation::remove_record_dir(&data_dir).map_err(io_err(OP, id, "remove record"))?;
         Ok(exit)
     }
 
