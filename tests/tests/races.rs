@@ -302,3 +302,35 @@ fn rm_f_racing_many_starts_removes_it_and_a_killed_rm_frees_the_name() {
     }
     env.finish();
 }
+
+#[test]
+fn an_attached_run_rm_whose_berth_is_killed_is_removed_when_it_exits() {
+    let env = Env::new("ra");
+    let name = env.name("c");
+    kill_after(
+        spawn(&env, &["run", "--rm", "--name", &name, "--", "sleep", "1"]),
+        Duration::from_millis(300),
+    );
+    // Its shim runs the removal that the killed berth cannot.
+    eventually(&format!("{name} removed"), Duration::from_secs(15), || {
+        env.berth(&["inspect", &name]).code == 1
+    });
+    // A live attached run --rm still removes it itself, with its status.
+    for _ in 0..5 {
+        let out = env.berth(&[
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "echo x; exit 3",
+        ]);
+        out.code(3);
+        assert_eq!(out.out(), "x\n");
+        assert_eq!(out.err(), "", "no error from racing removals");
+        env.berth(&["inspect", &name]).code(1);
+    }
+    env.finish();
+}

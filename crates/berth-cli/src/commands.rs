@@ -473,7 +473,9 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     let Ok((id, mut spec, options)) = prepare(cli, a, "run").await else {
         return EXIT_BERTH;
     };
-    if a.rm && a.detach {
+    if a.rm {
+        // Detached, or attached and this berth is killed before the exit: the
+        // shim removes it once the exit is recorded.
         remove_on_exit(cli, &id, &mut spec);
     }
     if a.interactive && a.detach {
@@ -505,8 +507,11 @@ async fn run(cli: &Cli, c: &Client, a: &RunArgs) -> u8 {
     }
     let code = attach(c, &id, &ProcessId::init(), created.io, a.tty).await;
     if a.rm {
-        if let Err(e) = c.delete(&id).await {
-            report_berth("run", &e);
+        match c.delete(&id).await {
+            // Its exit command was first (it took this berth for gone).
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => report_berth("run", &e),
+            Ok(_) => {}
         }
     }
     code.clamp(0, 255) as u8
@@ -680,8 +685,10 @@ async fn start(cli: &Cli, c: &Client, attach_out: bool, interactive: bool, names
         }
         let status = attach(c, &id, &ProcessId::init(), started.io, tty).await;
         if flag(AUTO_REMOVE_ANNOTATION) {
-            if let Err(e) = c.delete(&id).await {
-                report_berth("start", &e);
+            match c.delete(&id).await {
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => report_berth("start", &e),
+                Ok(_) => {}
             }
         }
         return status.clamp(0, 255) as u8;

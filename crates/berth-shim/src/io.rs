@@ -42,6 +42,18 @@ pub fn open_fifo_writer(path: &Path) -> io::Result<Option<File>> {
     }
 }
 
+/// Whether anybody has the FIFO at `path` open for reading (an empty path: no).
+/// A writer's open that would not wait fails with ENXIO when nobody does.
+pub fn fifo_has_reader(path: &str) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    !path.is_empty()
+        && std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .is_ok()
+}
+
 /// Opens the caller's stdin FIFO for reading without waiting for a writer.
 pub fn open_fifo_reader(path: &Path) -> io::Result<File> {
     let f = OpenOptions::new()
@@ -57,9 +69,18 @@ pub fn open_fifo_reader(path: &Path) -> io::Result<File> {
 pub struct IoGroup {
     active: Mutex<usize>,
     cond: Condvar,
+    /// A copier found its caller still reading when the output ended.
+    read_to_the_end: std::sync::atomic::AtomicBool,
 }
 
 impl IoGroup {
+    /// Whether a caller read one of the outputs up to its end: it was there when
+    /// the shim was about to close its FIFO.
+    pub fn read_to_the_end(&self) -> bool {
+        self.read_to_the_end
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn enter(self: &Arc<Self>) -> IoGuard {
         *self.active.lock().unwrap() += 1;
         IoGuard(self.clone())
@@ -231,7 +252,6 @@ pub fn copy_out(
         .name(format!("io-{stream}"))
         .stack_size(64 * 1024)
         .spawn(move || {
-            let _guard = guard;
             if let (None, Some(p)) = (&fifo, &fifo_path) {
                 let deadline = Instant::now() + FIRST_READER_WAIT;
                 while fifo.is_none() && Instant::now() < deadline {
@@ -263,6 +283,19 @@ pub fn copy_out(
                     }
                 }
             }
+            // Looked at while this end is still open: a caller that lives has
+            // not seen the end yet, so it still reads.
+            if fifo_path
+                .as_deref()
+                .is_some_and(|p| fifo_has_reader(&p.to_string_lossy()))
+            {
+                guard
+                    .0
+                    .read_to_the_end
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            drop(fifo);
+            drop(guard);
         })?;
     Ok(())
 }

@@ -537,7 +537,7 @@ impl Service {
             .then(|| self.oom_watch(proc.pid()))
             .flatten();
         let detached = proc.stdin.is_empty() && proc.stdout.is_empty() && proc.stderr.is_empty();
-        let exit_command = (proc.id == INIT_PROCESS_ID && detached)
+        let exit_command = (proc.id == INIT_PROCESS_ID)
             .then(|| self.exit_command.lock().unwrap().clone())
             .flatten();
         let proc = proc.clone();
@@ -551,6 +551,15 @@ impl Service {
                 let code = reaper.wait(proc.pid());
                 proc.stdin_closer.lock().unwrap().take();
                 proc.io.wait(Duration::from_secs(2));
+                // An attached caller reads its FIFOs to their end and removes
+                // the container itself; one that was gone by then (killed)
+                // leaves that to the exit command, as a detached one does. (If
+                // the output has not ended, a live caller still reads now.)
+                let caller_gone = detached
+                    || !(proc.io.read_to_the_end()
+                        || io::fifo_has_reader(&proc.stdout)
+                        || io::fifo_has_reader(&proc.stderr));
+                let exit_command = exit_command.filter(|_| caller_gone);
                 let mut st = proc.state.lock().unwrap();
                 while st.phase == Phase::Starting {
                     st = proc.cond.wait(st).unwrap();
