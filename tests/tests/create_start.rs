@@ -295,6 +295,29 @@ fn an_exited_container_starts_again_with_its_logs_kept() {
         .filter(|t| *t == "start")
         .count();
     assert_eq!(starts, 2);
+    // Seq goes on across the runs: it never repeats (engines skip what they saw).
+    let seqs: Vec<u64> = env
+        .berth(&[
+            "events",
+            "--format",
+            "json",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            &format!("container={name}"),
+        ])
+        .ok()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(seqs.len() >= 6, "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     env.berth(&["rm", "-f", &name]).code(0);
     env.finish();
 }

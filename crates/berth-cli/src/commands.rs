@@ -340,6 +340,9 @@ async fn prepare(
             return Err(());
         }
     };
+    // Nothing is made yet: errors name the container as the user did (a random
+    // id would name one that never existed).
+    let shown = a.name.as_deref().unwrap_or("");
     // clap swallows the `--`; find it in the raw arguments to split IMAGE from CMD.
     let after_dashdash: Vec<String> = std::env::args().skip_while(|x| x != "--").skip(1).collect();
     let split = a.command.len().saturating_sub(after_dashdash.len());
@@ -355,7 +358,7 @@ async fn prepare(
         // would mean nothing to the user.)
         report(
             verb,
-            a.name.as_deref().unwrap_or(""),
+            shown,
             &format!("parse arguments: unknown flag: {first}"),
         );
         return Err(());
@@ -374,7 +377,7 @@ async fn prepare(
             None
         };
         if let Some(problem) = problem {
-            report(verb, id.as_str(), &problem);
+            report(verb, shown, &problem);
             return Err(());
         }
     }
@@ -391,7 +394,7 @@ async fn prepare(
     // missing or incomplete checkpoint is the error (not "no command given").
     if let Some(cp) = checkpoint.as_ref().filter(|_| command.is_empty()) {
         if let Err(e) = berth::check_checkpoint(cp) {
-            report(verb, id.as_str(), &format!("read checkpoint: {e}"));
+            report(verb, shown, &format!("read checkpoint: {e}"));
             return Err(());
         }
     }
@@ -427,7 +430,7 @@ async fn prepare(
             } else {
                 ""
             };
-            report(verb, id.as_str(), &format!("{step}{e:#}"));
+            report(verb, shown, &format!("{step}{e:#}"));
             return Err(());
         }
     };
@@ -440,7 +443,7 @@ async fn prepare(
         if let Err(why) =
             berth::spec::check_host_cpus(cpu.quota(), cpu.period(), cpu.cpus().as_deref())
         {
-            report(verb, id.as_str(), &format!("check options: {why}"));
+            report(verb, shown, &format!("check options: {why}"));
             return Err(());
         }
     }

@@ -31,9 +31,10 @@ pub struct Detail<'a> {
 }
 
 impl Journal {
-    /// Opens (or continues) the journal at `path`.
-    pub fn open(path: &Path, id: ContainerId) -> io::Result<Self> {
-        let mut next_seq = 1;
+    /// Opens (or continues) the journal at `path`; its first event follows
+    /// `after` (the last `Seq` of the container's earlier runs).
+    pub fn open(path: &Path, id: ContainerId, after: u64) -> io::Result<Self> {
+        let mut next_seq = after + 1;
         if let Ok(f) = File::open(path) {
             for line in BufReader::new(f).lines() {
                 if let Ok(ev) = serde_json::from_str::<Event>(&line?) {

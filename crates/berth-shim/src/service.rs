@@ -249,7 +249,11 @@ pub fn serve(flags: &Flags) -> Result<()> {
     let id = ContainerId::new(&flags.id).context("container id")?;
     let paths = paths_for(flags)?;
     std::fs::create_dir_all(&paths.runtime_root).context("create runtime root")?;
-    let mut journal = Journal::open(&paths.state_dir.join("events.jsonl"), id.clone())
+    let after = paths
+        .data_dir
+        .as_deref()
+        .map_or(0, berth_types::wire::last_seq);
+    let mut journal = Journal::open(&paths.state_dir.join("events.jsonl"), id.clone(), after)
         .context("open event journal")?;
     if paths.data_dir.is_some() {
         if let Some(root) = paths.state_dir.parent() {

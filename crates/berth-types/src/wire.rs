@@ -104,3 +104,16 @@ pub const OPEN_STDIN_ANNOTATION: &str = "org.berth.open-stdin";
 
 /// The marker of a complete berth checkpoint, beside CRIU's images.
 pub const CHECKPOINT_MARKER: &str = "berth.json";
+
+/// In a container's record dir: the last `Seq` of its runs before this one (a
+/// start of an exited container begins a new journal), so that `Seq` goes on
+/// increasing across runs and never repeats.
+pub const LAST_SEQ_FILE: &str = "last-seq";
+
+/// The last `Seq` that the runs before this one used, from `record_dir`.
+pub fn last_seq(record_dir: &std::path::Path) -> u64 {
+    std::fs::read_to_string(record_dir.join(LAST_SEQ_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -25,7 +25,14 @@ const TEMPLATE: &str = "template.json";
 const RESTART_LOCK: &str = ".restart.lock";
 /// What a reset to the definition keeps besides it: the container's output and
 /// its files (an image's writable layer) live on across its runs.
-const KEPT: [&str; 5] = [DEFINITION, TEMPLATE, RESTART_LOCK, "logs", "rw"];
+const KEPT: [&str; 6] = [
+    DEFINITION,
+    TEMPLATE,
+    RESTART_LOCK,
+    berth_types::wire::LAST_SEQ_FILE,
+    "logs",
+    "rw",
+];
 
 /// `definition.json`: what `start` creates the container from.
 #[derive(Debug, Serialize, Deserialize)]

@@ -242,10 +242,12 @@ pub fn append_exit(
     path: &std::path::Path,
     id: &berth_types::ContainerId,
     exit: &berth_types::ExitStatus,
+    after: u64,
 ) -> std::io::Result<()> {
     use std::io::Write;
     let events = read_all(path);
-    let first = events.last().map_or(1, |e| e.seq + 1);
+    // An empty journal of a container that ran before goes on from its last Seq.
+    let first = events.last().map_or(after + 1, |e| e.seq + 1);
     let ended = |p: &berth_types::ProcessId| {
         events
             .iter()

@@ -565,6 +565,19 @@ impl Platform {
             // Never remove a tree through a mount that is still there.
             return;
         }
+        if keep_definition {
+            // The container's next run goes on from this one's last Seq.
+            let last = journal::read_all(&paths::journal(state_dir))
+                .last()
+                .map_or(0, |e| e.seq)
+                .max(berth_types::wire::last_seq(data_dir));
+            if last > 0 {
+                let _ = std::fs::write(
+                    data_dir.join(berth_types::wire::LAST_SEQ_FILE),
+                    last.to_string(),
+                );
+            }
+        }
         let _ = std::fs::remove_dir_all(state_dir);
         if keep_definition {
             self.reset_to_definition(id);
@@ -659,7 +672,8 @@ impl Platform {
         let exit = ExitStatus::unknown("the container's shim is gone");
         record::write_exit(&data_dir, &exit).map_err(io_err(op, id, "record exit"))?;
         if state_dir.exists() {
-            journal::append_exit(&paths::journal(&state_dir), id, &exit).map_err(io_err(
+            let after = berth_types::wire::last_seq(&data_dir);
+            journal::append_exit(&paths::journal(&state_dir), id, &exit, after).map_err(io_err(
                 op,
                 id,
                 "journal exit",
