@@ -233,8 +233,8 @@ fn create_rm_started_detached_removes_itself_when_it_exits() {
     env.finish();
 }
 
-/// The types of `name`'s events so far, in order.
-fn event_types(env: &Env, name: &str) -> Vec<String> {
+/// `name`'s events so far, in order, from the host log.
+fn events_of(env: &Env, name: &str) -> Vec<serde_json::Value> {
     env.berth(&[
         "events",
         "--format",
@@ -248,11 +248,16 @@ fn event_types(env: &Env, name: &str) -> Vec<String> {
     ])
     .ok()
     .lines()
-    .map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-        v["Type"].as_str().unwrap_or_default().to_owned()
-    })
+    .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
     .collect()
+}
+
+/// The types of `name`'s events so far, in order.
+fn event_types(env: &Env, name: &str) -> Vec<String> {
+    events_of(env, name)
+        .iter()
+        .map(|v| v["Type"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[test]
@@ -296,25 +301,9 @@ fn an_exited_container_starts_again_with_its_logs_kept() {
         .count();
     assert_eq!(starts, 2);
     // Seq goes on across the runs: it never repeats (engines skip what they saw).
-    let seqs: Vec<u64> = env
-        .berth(&[
-            "events",
-            "--format",
-            "json",
-            "--since",
-            "1h",
-            "--until",
-            "0s",
-            "--filter",
-            &format!("container={name}"),
-        ])
-        .ok()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["Seq"]
-                .as_u64()
-                .unwrap()
-        })
+    let seqs: Vec<u64> = events_of(&env, &name)
+        .iter()
+        .map(|v| v["Seq"].as_u64().unwrap())
         .collect();
     assert!(seqs.len() >= 6, "{seqs:?}");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
