@@ -761,6 +761,13 @@ async fn attach(
             // Dropping the writer closes the FIFO: the process sees EOF.
         });
     }
+    // Listening for window changes before the size is read: a change between
+    // the two is then seen, never lost.
+    let mut winch = if tty {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
+    } else {
+        None
+    };
     if tty {
         if let Some((w, h)) = term::size(std::io::stdin()) {
             let _ = c.resize(id, process, w.into(), h.into()).await;
@@ -773,11 +780,6 @@ async fn attach(
             Vec::new()
         } else {
             forwarded_signals()
-        };
-        let mut winch = if tty {
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
-        } else {
-            None
         };
         loop {
             tokio::select! {
