@@ -50,13 +50,20 @@ impl EventKind {
     }
 }
 
+/// RFC 3339 with all nine digits of nanoseconds, as the CLI contract gives every
+/// time (chrono's own drops zeros: `.052814Z` for `.052814000Z`).
+fn nanos<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+}
+
 /// One entry of a container's event journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Event {
     /// Position in the container's journal: increases by one and never repeats.
     pub seq: u64,
-    /// When the shim recorded it.
+    /// When the shim recorded it (written with nanoseconds, always nine digits).
+    #[serde(serialize_with = "nanos")]
     pub time: DateTime<Utc>,
     /// The container.
     pub id: ContainerId,
@@ -109,5 +116,26 @@ mod tests {
         assert_eq!(v["Type"], "exec-added");
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn time_keeps_all_nine_digits_of_nanoseconds() {
+        use chrono::TimeZone;
+        // A time whose nanoseconds end in zeros: chrono's default drops them.
+        let t = Utc.timestamp_opt(1_700_000_000, 52_814_000).unwrap();
+        let ev = Event {
+            seq: 1,
+            time: t,
+            id: ContainerId::new("c1").unwrap(),
+            kind: EventKind::Start,
+            process_id: None,
+            pid: None,
+            exit_code: None,
+            oom_killed: None,
+        };
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["Time"], "2023-11-14T22:13:20.052814000Z");
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back.time, t);
     }
 }
