@@ -269,6 +269,26 @@ impl Env {
         out
     }
 
+    /// `name`'s events from the host log (`berth events --format json`), oldest
+    /// first.
+    pub fn events_of(&self, name: &str) -> Vec<serde_json::Value> {
+        self.berth(&[
+            "events",
+            "--format",
+            "json",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            &format!("container={name}"),
+        ])
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+    }
+
     /// `berth inspect NAME` parsed; panics unless it is an array of one object.
     #[track_caller]
     pub fn inspect(&self, name: &str) -> serde_json::Value {

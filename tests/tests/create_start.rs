@@ -233,28 +233,9 @@ fn create_rm_started_detached_removes_itself_when_it_exits() {
     env.finish();
 }
 
-/// `name`'s events so far, in order, from the host log.
-fn events_of(env: &Env, name: &str) -> Vec<serde_json::Value> {
-    env.berth(&[
-        "events",
-        "--format",
-        "json",
-        "--since",
-        "1h",
-        "--until",
-        "0s",
-        "--filter",
-        &format!("container={name}"),
-    ])
-    .ok()
-    .lines()
-    .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-    .collect()
-}
-
 /// The types of `name`'s events so far, in order.
 fn event_types(env: &Env, name: &str) -> Vec<String> {
-    events_of(env, name)
+    env.events_of(name)
         .iter()
         .map(|v| v["Type"].as_str().unwrap_or_default().to_owned())
         .collect()
@@ -301,7 +282,8 @@ fn an_exited_container_starts_again_with_its_logs_kept() {
         .count();
     assert_eq!(starts, 2);
     // Seq goes on across the runs: it never repeats (engines skip what they saw).
-    let seqs: Vec<u64> = events_of(&env, &name)
+    let seqs: Vec<u64> = env
+        .events_of(&name)
         .iter()
         .map(|v| v["Seq"].as_u64().unwrap())
         .collect();

@@ -29,25 +29,6 @@ fn kill_after(mut child: Child, delay: Duration) {
     child.wait().unwrap();
 }
 
-/// `name`'s events from the host log, oldest first.
-fn events_of(env: &Env, name: &str) -> Vec<Value> {
-    env.berth(&[
-        "events",
-        "--format",
-        "json",
-        "--since",
-        "1h",
-        "--until",
-        "0s",
-        "--filter",
-        &format!("container={name}"),
-    ])
-    .ok()
-    .lines()
-    .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-    .collect()
-}
-
 #[test]
 fn readers_during_a_start_never_see_it_lost() {
     let env = Env::new("rr");
@@ -74,7 +55,7 @@ fn readers_during_a_start_never_see_it_lost() {
         env.berth(&["inspect", &name]);
         env.berth_timeout(&["start", "-a", &name], Duration::from_secs(30))
             .code(5);
-        let events = events_of(&env, &name);
+        let events = env.events_of(&name);
         let kinds: Vec<&str> = events.iter().map(|e| e["Type"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["create", "start", "exit"], "{name}: {events:?}");
         assert_eq!(events[2]["ExitCode"], 5, "{events:?}");
@@ -110,7 +91,8 @@ fn many_starts_at_once_start_it_once() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), name);
     }
     assert_eq!(env.inspect(&name)["State"]["Status"], "running");
-    let starts = events_of(&env, &name)
+    let starts = env
+        .events_of(&name)
         .iter()
         .filter(|e| e["Type"] == "start")
         .count();

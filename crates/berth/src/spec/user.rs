@@ -104,12 +104,6 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), UserEr
     Ok((uid, gid, additional))
 }
 
-/// Whether the root's /etc/passwd names `uid` (whose home the runtime gives the
-/// process as HOME).
-pub fn has_passwd_entry(rootfs: &Path, uid: u32) -> bool {
-    passwd_home(rootfs, uid).is_some()
-}
-
 /// The HOME a process of `uid` gets, as Docker gives it: its home in the root's
 /// /etc/passwd, or `/` when passwd does not name it.
 pub fn home(rootfs: &Path, uid: u32) -> String {

@@ -179,41 +179,39 @@ impl Platform {
 
     /// Takes `id`'s start lock, held by every start (and rm) for its whole length:
     /// a start never creates from a definition that another start's [`Self::rearm`]
-    /// is still tearing the last run down under. `None` when there is no record dir
-    /// (no such container: the caller says so).
+    /// is still tearing the last run down under. A rearm whose start was killed
+    /// midway (definition written, last run not yet removed) is finished first.
+    /// `None` when there is no record dir (no such container: the caller says so).
     pub(super) async fn lock_starts(
         &self,
         op: &'static str,
         id: &ContainerId,
     ) -> Result<Option<Flock<std::fs::File>>> {
-        let data_dir = self.roots.data_dir(id);
-        // Never made here: a lock file would make the dir of a removed container.
-        let lock = match std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(data_dir.join(RESTART_LOCK))
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(super::io_err(op, id, "lock record")(e)),
-        };
         let deadline = tokio::time::Instant::now() + super::CREATION_WAIT;
-        let mut lock = Some(lock);
-        loop {
-            match Flock::lock(lock.take().unwrap(), FlockArg::LockExclusiveNonblock) {
-                Ok(g) => return Ok(Some(g)),
-                Err((f, _)) if tokio::time::Instant::now() < deadline => {
-                    lock = Some(f);
+        let guard = loop {
+            match self.try_lock_starts(id) {
+                Ok(g) => break g,
+                Err(()) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
-                Err((_, e)) => {
-                    return Err(super::io_err(op, id, "lock record")(std::io::Error::from(
-                        e,
-                    )))
+                Err(()) => {
+                    return Err(Error::new(
+                        op,
+                        id.as_str(),
+                        ErrorKind::FailedPrecondition,
+                        "lock record",
+                        "another start or rm of the container has held it for 60 s",
+                    ))
                 }
             }
+        };
+        let state_dir = self.roots.state_dir(id);
+        if guard.is_some() && self.is_defined(id) && state_dir.exists() && !self.settle(id).await {
+            // No creation holds this state dir: it is the last run's.
+            self.teardown(id, &state_dir, &self.roots.data_dir(id), true)
+                .await;
         }
+        Ok(guard)
     }
 
     /// [`Self::lock_starts`] if nobody holds it now (`None` inside when there is
@@ -223,6 +221,7 @@ impl Platform {
         &self,
         id: &ContainerId,
     ) -> std::result::Result<Option<Flock<std::fs::File>>, ()> {
+        // Never made here: a lock file would make the dir of a removed container.
         let f = match std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -239,19 +238,11 @@ impl Platform {
 
     /// Makes an exited `id` defined again from its template, with what its last
     /// run left (shim, state, mounts, cgroup) removed and its logs and writable
-    /// layer kept. False when it is not exited. The caller holds
-    /// [`Self::lock_starts`].
-    async fn rearm(&self, id: &ContainerId) -> Result<bool> {
+    /// layer kept. The caller holds [`Self::lock_starts`] and saw it exited.
+    async fn rearm(&self, id: &ContainerId) -> Result<()> {
         const OP: &str = "start";
         let data_dir = self.roots.data_dir(id);
-        // Looked at again under the lock: a start or rm may have come first.
-        if self.is_defined(id) {
-            return Ok(true);
-        }
         let rec = self.record(OP, id)?;
-        if self.state_as(id, true).await?.status != ContainerStatus::Exited {
-            return Ok(false);
-        }
         let Some(mut def) = read_as(&data_dir, TEMPLATE) else {
             return Err(Error::new(
                 OP,
@@ -275,7 +266,7 @@ impl Platform {
                 "its root filesystem is still mounted",
             ));
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The error of an operation that needs a started container.
@@ -400,17 +391,9 @@ impl Platform {
         let data_dir = self.roots.data_dir(id);
         // One start (or rm) at a time, from its first look to its end.
         let _starts = self.lock_starts(OP, id).await?;
-        let state_dir = self.roots.state_dir(id);
-        if self.is_defined(id) && state_dir.exists() && !self.settle(id).await {
-            // A start killed in its rearm (definition written, last run not yet
-            // removed): no creation holds this state dir, so it is the last run's.
-            self.teardown(id, &state_dir, &data_dir, true).await;
-        }
         let mut def = read(&data_dir);
-        if def.is_none()
-            && self.state_as(id, true).await?.status == ContainerStatus::Exited
-            && self.rearm(id).await?
-        {
+        if def.is_none() && self.state_as(id, true).await?.status == ContainerStatus::Exited {
+            self.rearm(id).await?;
             def = read(&data_dir);
         }
         let Some(def) = def else {

@@ -420,14 +420,14 @@ impl Platform {
             process.set_user(u);
             spec.set_process(Some(process));
         }
-        // Docker's HOME for a user the root's passwd does not know: `/`.
+        // Docker's HOME: the user's in the root's passwd, else `/`.
         if let Some(mut process) = spec.process().clone() {
-            let env = process.env().clone().unwrap_or_default();
-            if !env.iter().any(|e| e.starts_with("HOME="))
-                && !crate::spec::user::has_passwd_entry(&root_path, process.user().uid())
-            {
-                let mut env = env;
-                env.push("HOME=/".to_owned());
+            let mut env = process.env().clone().unwrap_or_default();
+            if !env.iter().any(|e| e.starts_with("HOME=")) {
+                env.push(format!(
+                    "HOME={}",
+                    crate::spec::user::home(&root_path, process.user().uid())
+                ));
                 process.set_env(Some(env));
                 spec.set_process(Some(process));
             }
@@ -906,14 +906,6 @@ impl Platform {
         creation::sweep(&self.roots.state);
         // Not while a start makes it ready to run again (or runs it).
         let _starts = self.lock_starts(OP, id).await?;
-        {
-            let state_dir = self.roots.state_dir(id);
-            if self.is_defined(id) && state_dir.exists() && !self.settle(id).await {
-                // A start killed in its rearm left the last run: it goes first.
-                let data_dir = self.roots.data_dir(id);
-                self.teardown(id, &state_dir, &data_dir, true).await;
-            }
-        }
         // A creation under way finishes first (or is found dead and cleaned up).
         let deadline = tokio::time::Instant::now() + CREATION_WAIT;
         loop {
